@@ -1,0 +1,120 @@
+"""Models and training states as safetensors files with JSON metadata; never pickle.
+
+A model file is self-sufficient: the resolved config, the vocabularies as lists of strings, the
+weights and a format version. Loading reads the JSON, rebuilds the module from the config and loads
+the weights into it, so opening a file never runs code from it. Files are written atomically (to a
+temporary file, then renamed), so a kill during a save leaves the previous file intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+FORMAT = "lstmtag"
+FORMAT_VERSION = 1
+
+
+class ModelFileError(ValueError):
+    """A file that is missing, corrupt, truncated, not an lstmtag model, or from a newer version."""
+
+
+@dataclass
+class ModelFile:
+    """What a model file holds: its kind, JSON metadata and named tensors."""
+
+    kind: str
+    config: dict[str, Any]
+    vocabs: dict[str, Any]
+    tensors: dict[str, torch.Tensor]
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def save(path: str | Path, model: ModelFile) -> None:
+    """Write ``model`` to ``path`` atomically."""
+    metadata = {
+        "format": FORMAT,
+        "format_version": str(FORMAT_VERSION),
+        "kind": model.kind,
+        "config": json.dumps(model.config),
+        "vocabs": json.dumps(model.vocabs, ensure_ascii=False),
+        "info": json.dumps(model.info),
+    }
+    # safetensors refuses tensors that share memory (tied weights): store independent copies.
+    tensors = {name: t.detach().cpu().clone().contiguous() for name, t in model.tensors.items()}
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read(path: str | Path) -> ModelFile:
+    """Read and check a model file; every failure is a ``ModelFileError`` naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such model file")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            if metadata.get("format") != FORMAT:
+                raise ModelFileError(f"{path}: a safetensors file, but not an lstmtag model (no lstmtag metadata)")
+            version = int(metadata.get("format_version", "0"))
+            if version > FORMAT_VERSION:
+                raise ModelFileError(
+                    f"{path}: model format version {version} is newer than this lstmtag reads ({FORMAT_VERSION}); "
+                    "upgrade lstmtag"
+                )
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
+        return ModelFile(
+            kind=metadata["kind"],
+            config=json.loads(metadata["config"]),
+            vocabs=json.loads(metadata["vocabs"]),
+            tensors=tensors,
+            info=json.loads(metadata.get("info", "{}")),
+        )
+    except ModelFileError:
+        raise
+    except (SafetensorError, OSError, ValueError, KeyError, RuntimeError) as error:
+        raise ModelFileError(f"{path}: not a readable lstmtag model file (corrupt or truncated?): {error}") from None
+
+
+def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Split an optimizer's state into named tensors and JSON-safe settings, for a resume file."""
+    state = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for index, values in state["state"].items():
+        for key, value in values.items():
+            if torch.is_tensor(value):
+                tensors[f"optimizer.{index}.{key}"] = value
+            else:
+                scalars.setdefault(str(index), {})[key] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], settings: dict[str, Any]) -> None:
+    """Inverse of ``optimizer_tensors``."""
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        if name.startswith("optimizer."):
+            _, index, key = name.split(".", 2)
+            state.setdefault(int(index), {})[key] = value
+    for index, values in settings.get("scalars", {}).items():
+        state.setdefault(int(index), {}).update(values)
+    optimizer.load_state_dict({"state": state, "param_groups": settings["param_groups"]})

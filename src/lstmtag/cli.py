@@ -1,0 +1,171 @@
+"""The ``lstmtag`` command: thin wrappers over the library. The only module that prints.
+
+Bad input (a malformed file, a broken model file, a wrong setting) ends with a one-line error that
+names the file and line and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from lstmtag.checkpoint import ModelFileError
+from lstmtag.data import DataError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="LSTM sequence models you can see inside.")
+lm_app = typer.Typer(add_completion=False, no_args_is_help=True, help="LSTM language models.")
+app.add_typer(lm_app, name="lm")
+console = Console(stderr=True)
+out = Console(highlight=False, soft_wrap=True)
+
+
+def friendly_errors(command):
+    """Turn the library's input errors into a clear message and exit code 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except (DataError, ModelFileError, ValueError, FileNotFoundError) as error:
+            console.print(f"[bold red]error:[/] {error}", markup=True, highlight=False)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            console.print("interrupted")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+ModelOption = Annotated[str, typer.Option("--model", "-m", help="Model file, or a shipped model's short name (en).")]
+
+
+@app.command()
+@friendly_errors
+def train(
+    train_file: Annotated[Path, typer.Option("--train", help="Training data (CoNLL-U unless data.format says otherwise).")],
+    dev_file: Annotated[Path, typer.Option("--dev", help="Development data, for early stopping.")],
+    out_file: Annotated[Path, typer.Option("--out", help="Where to write the best model (.safetensors).")],
+    config_file: Annotated[Path | None, typer.Option("--config", help="TOML preset, e.g. configs/pos.toml.")] = None,
+    overrides: Annotated[list[str] | None, typer.Option("--set", help="Override a setting: section.key=value.")] = None,
+    max_minutes: Annotated[float | None, typer.Option(help="Stop after this many minutes, keeping the best model.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from the training state saved beside --out.")] = False,
+) -> None:
+    """Train a tagger (LSTM, LSTM+CRF or HMM) and keep the model that scores best on dev."""
+    from lstmtag.config import load_config
+    from lstmtag.data import load_labelled
+    from lstmtag.train import train_tagger, with_overrides
+
+    config = load_config(config_file, overrides)
+    if max_minutes is not None:
+        config = with_overrides(config, max_minutes=max_minutes)
+    train_data = load_labelled(train_file, config.data.format, config.data.columns)
+    dev_data = load_labelled(dev_file, config.data.format, config.data.columns)
+    console.print(f"train: {len(train_data)} sentences, dev: {len(dev_data)}; columns {list(config.data.columns)}")
+    command = "lstmtag " + " ".join(sys.argv[1:])
+    with Progress(
+        TextColumn("epoch {task.fields[epoch]}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+        TextColumn("loss {task.fields[loss]:.4f}  {task.fields[speed]:,.0f} tok/s  dev {task.fields[dev]}"),
+        TimeElapsedColumn(), console=console, transient=False,
+    ) as bar:
+        task = bar.add_task("train", total=1, epoch=0, loss=0.0, speed=0.0, dev="-")
+
+        def show(progress) -> None:
+            if progress.event == "epoch":
+                bar.update(task, dev=f"{progress.dev_accuracy:.4f} (best {progress.best_accuracy:.4f})")
+                bar.console.print(
+                    f"epoch {progress.epoch}: loss {progress.loss:.4f}  dev {progress.dev_accuracy:.4f}  "
+                    f"best {progress.best_accuracy:.4f}  {progress.elapsed / 60:.1f} min"
+                )
+            else:
+                bar.update(task, completed=progress.step, total=progress.steps, epoch=progress.epoch,
+                           loss=progress.loss, speed=progress.tokens_per_second)
+
+        result = train_tagger(train_data, dev_data, config, out_file, resume=resume, on_progress=show,
+                              info={"command": command, "train_file": str(train_file)})
+    console.print(
+        f"best dev accuracy {result.best_accuracy:.4f} at epoch {result.best_epoch}; "
+        f"stopped by {result.stopped_by} after {result.seconds / 60:.1f} min; model: {out_file}"
+    )
+
+
+@app.command()
+@friendly_errors
+def evaluate(
+    model: Annotated[str, typer.Argument(help="Model file or shipped short name.")],
+    data_file: Annotated[Path, typer.Argument(help="Gold data in the model's format.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Accuracy (all, known and unknown words), per-tag scores, confusions and speed."""
+    from lstmtag.data import load_labelled
+    from lstmtag.predict import Predictor
+
+    predictor = Predictor.load(model)
+    config = predictor.bundle.config
+    sentences = load_labelled(data_file, config.data.format, predictor.columns)
+    report = predictor.evaluate(sentences)
+    if as_json:
+        out.print(json.dumps(report))
+        return
+    for name, column in report["columns"].items():
+        table = Table(title=f"{name}: accuracy {column['accuracy']:.2%}  known {column['known_accuracy']:.2%}  "
+                      f"unknown {column['unknown_accuracy']:.2%} ({column['unknown_tokens']} unknown tokens)")
+        for heading in ("tag", "precision", "recall", "F1", "support"):
+            table.add_column(heading, justify="left" if heading == "tag" else "right")
+        for tag, scores in column["per_tag"].items():
+            table.add_row(tag, f"{scores['precision']:.3f}", f"{scores['recall']:.3f}", f"{scores['f1']:.3f}",
+                          str(scores["support"]))
+        out.print(table)
+        confusions = ", ".join(f"{c['gold']}->{c['predicted']} {c['count']}" for c in column["confusions"])
+        out.print(f"top confusions (gold->predicted): {confusions}")
+        if "spans" in column:
+            spans = column["spans"]
+            out.print(f"spans: precision {spans['precision']:.2%} recall {spans['recall']:.2%} F1 {spans['f1']:.2%}")
+    out.print(f"{report['sentences']} sentences, {report['tokens']} tokens, {report['seconds']:.2f} s, "
+              f"{report['tokens_per_second']:,.0f} tokens/s")
+
+
+@app.command()
+@friendly_errors
+def tag(
+    input_file: Annotated[str, typer.Argument(help="Input file, or - for standard input.")] = "-",
+    model: ModelOption = "en",
+    input_format: Annotated[str, typer.Option("--input", help="conllu, conll, text or jsonl.")] = "conllu",
+    output_format: Annotated[str, typer.Option("--output", help="conllu, tsv or jsonl.")] = "conllu",
+    output_file: Annotated[Path | None, typer.Option("--out", help="Write here (atomically) instead of stdout.")] = None,
+) -> None:
+    """Tag a file, streaming: CoNLL-U keeps every other column, comment and multiword line."""
+    from lstmtag.data import atomic_writer, format_conllu, format_jsonl, format_tsv, read_sentences
+    from lstmtag.predict import Predictor
+
+    if output_format not in ("conllu", "tsv", "jsonl"):
+        raise ValueError(f"--output must be conllu, tsv or jsonl, got {output_format!r}")
+    predictor = Predictor.load(model)
+    data_format = predictor.bundle.config.data.format
+    source_format = data_format if input_format == "conllu" and data_format == "conll" else input_format
+
+    def write(handle) -> None:
+        for sentence, tagged in predictor.stream(read_sentences(input_file, source_format)):
+            if output_format == "conllu":
+                handle.write(format_conllu(sentence, tagged.tags, source_format if sentence.lines else "conllu"))
+            elif output_format == "tsv":
+                handle.write(format_tsv(sentence, tagged.tags, tagged.probs))
+            else:
+                handle.write(format_jsonl(sentence, tagged.tags, tagged.probs))
+
+    if output_file is None:
+        write(sys.stdout)
+    else:
+        with atomic_writer(output_file) as handle:
+            write(handle)
+
+
+def main() -> None:  # pragma: no cover - entry point for ``python -m lstmtag``
+    app()

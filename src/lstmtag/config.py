@@ -1,0 +1,186 @@
+"""Typed settings for every model and training run.
+
+Settings are frozen dataclasses so a resolved configuration can be saved inside each model file and
+rebuilt exactly. Presets live in TOML files (``configs/``); ``--set section.key=value`` overrides
+one field, parsing the value as a TOML literal (``3``, ``0.5``, ``true``, ``"crf"``, ``["upos"]``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which columns a tagger predicts and how input files are read."""
+
+    columns: tuple[str, ...] = ("upos", "xpos")
+    # "conllu" for Universal Dependencies files; "conll" for whitespace-separated columns with the
+    # word first (CoNLL-2000/2003 style), where a column is named by its 0-based index ("2").
+    format: str = "conllu"
+    min_word_count: int = 1
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Model architecture. ``kind`` picks the model family; the rest apply to the LSTM tagger."""
+
+    kind: str = "lstm"  # "lstm" (neural tagger) or "hmm" (trigram HMM)
+    word_dim: int = 100
+    char_dim: int = 32
+    char_hidden: int = 64  # per direction; 0 turns character features off
+    hidden_size: int = 200  # per direction
+    num_layers: int = 2
+    bidirectional: bool = True
+    proj_size: int = 0
+    dropout: float = 0.33
+    word_dropout: float = 0.25  # alpha in p(unk) = alpha / (alpha + count), Kiperwasser & Goldberg 2016
+    head: str = "softmax"  # "softmax" or "crf"
+    # HMM settings (kind = "hmm").
+    hmm_suffix_length: int = 6
+    hmm_rare_count: int = 10
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation and stopping."""
+
+    epochs: int = 40
+    batch_size: int = 32  # sentences per batch
+    lr: float = 2e-3
+    weight_decay: float = 1e-5
+    beta2: float = 0.9
+    clip: float = 5.0
+    patience: int = 8  # epochs without dev improvement before stopping
+    seed: int = 1
+    threads: int = 0  # 0: leave torch's default
+    max_minutes: float = 0.0  # 0: no time budget
+    ema: float = 0.0  # exponential moving average of weights for evaluation; 0 turns it off
+
+
+@dataclass(frozen=True)
+class LMConfig:
+    """LSTM language model and its training."""
+
+    unit: str = "char"  # "char" or "word"
+    embed_dim: int = 256
+    hidden_size: int = 512
+    num_layers: int = 2
+    dropout: float = 0.2
+    tie_weights: bool = False
+    min_word_count: int = 1
+    seq_len: int = 128  # truncated BPTT length
+    batch_size: int = 64  # parallel streams
+    lr: float = 3e-3
+    weight_decay: float = 0.01
+    clip: float = 1.0
+    epochs: int = 50
+    seed: int = 1
+    threads: int = 0
+    max_minutes: float = 0.0
+    valid_fraction: float = 0.1
+    eval_every: int = 200  # steps between validations
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration of a tagger run."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    lm: LMConfig = field(default_factory=LMConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (tuples become lists), for JSON metadata."""
+        return _plain(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Config:
+        """Rebuild from ``to_dict`` output; unknown keys are an error so typos are caught."""
+        sections = {}
+        for section in dataclasses.fields(cls):
+            section_type = _SECTION_TYPES[section.name]
+            given = dict(values.get(section.name, {}))
+            names = {f.name: f for f in dataclasses.fields(section_type)}
+            unknown = set(given) - set(names)
+            if unknown:
+                raise ValueError(
+                    f"unknown setting(s) {sorted(unknown)} in [{section.name}]; "
+                    f"known: {sorted(names)}"
+                )
+            for key, value in given.items():
+                given[key] = _coerce(f"{section.name}.{key}", names[key], value)
+            sections[section.name] = section_type(**given)
+        unknown_sections = set(values) - set(sections)
+        if unknown_sections:
+            raise ValueError(f"unknown section(s) {sorted(unknown_sections)}; known: {sorted(sections)}")
+        return cls(**sections)
+
+
+_SECTION_TYPES = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "lm": LMConfig}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _coerce(name: str, spec: dataclasses.Field, value: Any) -> Any:
+    default = spec.default if spec.default is not dataclasses.MISSING else None
+    if isinstance(default, tuple):
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v]
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{name} must be a list, got {value!r}")
+        return tuple(str(v) for v in value)
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be true or false, got {value!r}")
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{name} must be an integer, got {value!r}")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{name} must be a number, got {value!r}")
+        return float(value)
+    if isinstance(default, str) and not isinstance(value, str):
+        raise ValueError(f"{name} must be a string, got {value!r}")
+    return value
+
+
+def parse_override(text: str) -> tuple[str, str, Any]:
+    """Split ``section.key=value`` and parse the value as a TOML literal (bare words are strings)."""
+    if "=" not in text or "." not in text.split("=", 1)[0]:
+        raise ValueError(f"--set expects section.key=value, got {text!r}")
+    dotted, raw = text.split("=", 1)
+    section, key = dotted.strip().split(".", 1)
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return section, key, value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Read a TOML preset (or defaults) and apply ``section.key=value`` overrides."""
+    values: dict[str, dict[str, Any]] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as handle:
+                values = tomllib.load(handle)
+        except tomllib.TOMLDecodeError as error:
+            raise ValueError(f"{path}: not valid TOML: {error}") from None
+    for text in overrides or []:
+        section, key, value = parse_override(text)
+        values.setdefault(section, {})[key] = value
+    return Config.from_dict(values)

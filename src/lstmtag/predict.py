@@ -1,0 +1,142 @@
+"""Predictor: the one inference path behind the Python API, the CLI and the HTTP service.
+
+Sentences are sorted by length and decoded in batches (little padding), then returned in input
+order. Decoding returns ids; ids become tag strings here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from lstmtag.batch import make_batch, word_key
+from lstmtag.data import Sentence
+from lstmtag.metrics import ColumnScores, SpanScores, is_bio
+from lstmtag.models import TaggerBundle, load_tagger
+
+
+@dataclass
+class Tagged:
+    """Predicted tags and the probability of each, per column, for one sentence."""
+
+    tags: dict[str, list[str]]
+    probs: dict[str, list[float]]
+
+
+class Predictor:
+    """Tags token lists with a loaded model. Build one with ``Predictor.load("en")``."""
+
+    def __init__(self, bundle: TaggerBundle, *, batch_size: int = 256) -> None:
+        self.bundle = bundle
+        self.batch_size = batch_size
+        self.bundle.model.eval()
+
+    @classmethod
+    def load(cls, name: str | Path, **options: int) -> Predictor:
+        return cls(load_tagger(name), **options)
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.bundle.vocabs.labels)
+
+    def predict(self, sentences: Sequence[Sentence]) -> list[Tagged]:
+        """Decode ``sentences`` in batches of equal length; results come back in input order."""
+        results: list[Tagged | None] = [None] * len(sentences)
+        labels = self.bundle.vocabs.labels
+        with torch.inference_mode():
+            for chunk in _equal_length_chunks(sentences, self.batch_size):
+                batch = make_batch([sentences[i] for i in chunk], self.bundle.vocabs)
+                decoded = self.bundle.model.decode(batch)
+                decoded = {name: (ids.tolist(), probs.tolist()) for name, (ids, probs) in decoded.items()}
+                for row, index in enumerate(chunk):
+                    n = len(sentences[index].words)
+                    results[index] = Tagged(
+                        tags={name: [labels[name].itos[i] for i in ids[row][:n]] for name, (ids, _) in decoded.items()},
+                        probs={name: probs[row][:n] for name, (_, probs) in decoded.items()},
+                    )
+        return results  # type: ignore[return-value]
+
+    def stream(self, sentences: Iterable[Sentence], *, chunk_size: int = 1024) -> Iterator[tuple[Sentence, Tagged]]:
+        """Tag an iterator of sentences in chunks, so memory does not grow with the input."""
+        chunk: list[Sentence] = []
+        for sentence in sentences:
+            chunk.append(sentence)
+            if len(chunk) >= chunk_size:
+                yield from zip(chunk, self.predict(chunk), strict=True)
+                chunk = []
+        if chunk:
+            yield from zip(chunk, self.predict(chunk), strict=True)
+
+    def tag(self, tokens: Sequence[str]) -> list[dict[str, object]]:
+        """Tags for one sentence: ``[{"token": "The", "upos": "DET", "upos_prob": 0.99, ...}, ...]``."""
+        return self.tag_batch([tokens])[0]
+
+    def tag_batch(self, sentences: Sequence[Sequence[str]]) -> list[list[dict[str, object]]]:
+        """``tag`` for many sentences at once (batched; the same results as one by one)."""
+        checked = [Sentence(_check_tokens(tokens, index)) for index, tokens in enumerate(sentences)]
+        output = []
+        for sentence, tagged in zip(checked, self.predict(checked), strict=True):
+            rows = []
+            for position, word in enumerate(sentence.words):
+                row: dict[str, object] = {"token": word}
+                for name in tagged.tags:
+                    row[name] = tagged.tags[name][position]
+                    row[f"{name}_prob"] = tagged.probs[name][position]
+                rows.append(row)
+            output.append(rows)
+        return output
+
+    def is_known(self, word: str) -> bool:
+        """Whether a word was seen in training (its lowercased, digit-folded form)."""
+        return word_key(word) in self.bundle.vocabs.words
+
+    def evaluate(self, sentences: Sequence[Sentence]) -> dict[str, object]:
+        """Accuracy (all, known, unknown words), per-tag P/R/F1, confusions and speed, per column."""
+        started = time.perf_counter()
+        predictions = self.predict(sentences)
+        seconds = time.perf_counter() - started
+        scores: dict[str, ColumnScores] = {}
+        for name in self.columns:
+            present = [s for s in sentences if name in s.labels]
+            if not present:
+                continue
+            spans = SpanScores() if is_bio(self.bundle.vocabs.labels[name].itos) else None
+            scores[name] = ColumnScores(spans=spans)
+        for sentence, tagged in zip(sentences, predictions, strict=True):
+            known = [self.is_known(w) for w in sentence.words]
+            for name, column in scores.items():
+                column.add(sentence.labels[name], tagged.tags[name], known)
+        tokens = sum(len(s.words) for s in sentences)
+        return {
+            "columns": {name: column.summary() for name, column in scores.items()},
+            "sentences": len(sentences),
+            "tokens": tokens,
+            "seconds": seconds,
+            "tokens_per_second": tokens / seconds if seconds > 0 else 0.0,
+        }
+
+
+def _equal_length_chunks(sentences: Sequence[Sentence], size: int) -> Iterator[list[int]]:
+    """Indices of sentences grouped by exact length (no padding, so no packing), ``size`` at most."""
+    by_length: dict[int, list[int]] = {}
+    for index, sentence in enumerate(sentences):
+        by_length.setdefault(len(sentence.words), []).append(index)
+    for length in sorted(by_length):
+        group = by_length[length]
+        for start in range(0, len(group), size):
+            yield group[start : start + size]
+
+
+def _check_tokens(tokens: object, index: int) -> list[str]:
+    if isinstance(tokens, str) or not isinstance(tokens, Sequence):
+        raise ValueError(f"sentence {index}: expected a list of token strings, got {type(tokens).__name__}")
+    if not tokens:
+        raise ValueError(f"sentence {index}: no tokens")
+    for position, token in enumerate(tokens):
+        if not isinstance(token, str) or not token or token.isspace():
+            raise ValueError(f"sentence {index}, token {position}: expected a non-empty string, got {token!r}")
+    return list(tokens)

@@ -1,0 +1,98 @@
+"""The LSTM tagger: word + character features -> stacked (Bi)LSTM -> one head per label column.
+
+This is the lesson's tagger (embeddings -> nn.LSTM -> linear -> log-softmax, NLL loss) grown up:
+character features for unseen words, a bidirectional stacked encoder, dropout, several label
+columns predicted at once, and a CRF head as a drop-in for the softmax head.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from lstmtag.batch import Batch
+from lstmtag.config import ModelConfig
+from lstmtag.crf import CRF
+from lstmtag.embed import WordCharEmbedder
+
+
+class SoftmaxHead(nn.Module):
+    """Independent per-token choice: log-softmax over the emissions, NLL loss."""
+
+    def loss(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Mean negative log-likelihood over the real tokens."""
+        return F.cross_entropy(emissions[mask], tags[mask].clamp(min=0))
+
+    def decode(self, emissions: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Best tag per token (B, T) and its probability (B, T)."""
+        log_probs = emissions.log_softmax(-1)
+        best, tags = log_probs.max(-1)
+        return tags.masked_fill(~mask, 0), best.exp().masked_fill(~mask, 0.0)
+
+
+class Tagger(nn.Module):
+    """Sequence labeller over padded batches; ``forward`` returns emissions for every column."""
+
+    def __init__(self, config: ModelConfig, *, num_words: int, num_chars: int, labels: dict[str, list[str]]) -> None:
+        super().__init__()
+        if config.head not in ("softmax", "crf"):
+            raise ValueError(f"model.head must be 'softmax' or 'crf', got {config.head!r}")
+        self.config = config
+        self.embedder = WordCharEmbedder(
+            num_words, num_chars, word_dim=config.word_dim, char_dim=config.char_dim, char_hidden=config.char_hidden
+        )
+        self.encoder = nn.LSTM(
+            self.embedder.output_size,
+            config.hidden_size,
+            num_layers=config.num_layers,
+            bidirectional=config.bidirectional,
+            batch_first=True,
+            dropout=config.dropout if config.num_layers > 1 else 0.0,
+            proj_size=config.proj_size,
+        )
+        directions = 2 if config.bidirectional else 1
+        out_size = (config.proj_size or config.hidden_size) * directions
+        self.dropout = nn.Dropout(config.dropout)
+        self.outputs = nn.ModuleDict({name: nn.Linear(out_size, len(tags)) for name, tags in labels.items()})
+        self.heads = nn.ModuleDict(
+            {
+                name: CRF(len(tags), labels=tags, constrain_bio=_looks_bio(tags)) if config.head == "crf" else SoftmaxHead()
+                for name, tags in labels.items()
+            }
+        )
+
+    def features(self, batch: Batch) -> torch.Tensor:
+        """The encoder's input: (B, T, embedder.output_size)."""
+        return self.embedder(batch.words, batch.word_types, batch.chars, batch.char_lengths)
+
+    def encode(self, batch: Batch) -> torch.Tensor:
+        """Encoder outputs (B, T, directions * hidden); padding is packed away, so it never leaks."""
+        inputs = self.dropout(self.features(batch))
+        if bool((batch.lengths == inputs.shape[1]).all()):  # no padding: the fast unpacked kernel
+            return self.dropout(self.encoder(inputs)[0])
+        packed = pack_padded_sequence(inputs, batch.lengths.cpu(), batch_first=True, enforce_sorted=False)
+        outputs, _ = self.encoder(packed)
+        outputs, _ = pad_packed_sequence(outputs, batch_first=True, total_length=inputs.shape[1])
+        return self.dropout(outputs)
+
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Emissions per column: name -> (B, T, num_tags)."""
+        encoded = self.encode(batch)
+        return {name: linear(encoded) for name, linear in self.outputs.items()}
+
+    def loss(self, batch: Batch) -> torch.Tensor:
+        """Sum over columns of each head's loss."""
+        emissions = self(batch)
+        return sum(self.heads[name].loss(emissions[name], batch.labels[name], batch.mask) for name in emissions)
+
+    @torch.no_grad()
+    def decode(self, batch: Batch) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """name -> (tag ids (B, T), probability of each chosen tag (B, T))."""
+        emissions = self(batch)
+        return {name: self.heads[name].decode(emissions[name], batch.mask) for name in emissions}
+
+
+def _looks_bio(tags: list[str]) -> bool:
+    return any(t.startswith(("B-", "I-")) for t in tags) and all(t == "O" or t[:2] in ("B-", "I-") for t in tags)

@@ -1,0 +1,208 @@
+"""Training loop for taggers: bucketed batches, AdamW, clipping, early stopping, resumable state.
+
+After every epoch the model is scored on dev; the best one is written to ``out`` and the full
+training state (weights, optimizer, averaged weights, random states, counters) to a resume file
+beside it. Both writes are atomic, so a kill at any moment loses at most the epoch in progress.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from lstmtag import checkpoint
+from lstmtag.batch import Vocabs, bucketed, make_batch, word_key
+from lstmtag.config import Config
+from lstmtag.data import Sentence
+from lstmtag.models import TaggerBundle, build_tagger, save_tagger
+from lstmtag.predict import Predictor
+from lstmtag.vocab import Vocab
+
+
+@dataclass
+class Progress:
+    """What the loop reports to its caller (the CLI draws it as a progress bar)."""
+
+    epoch: int
+    epochs: int
+    step: int
+    steps: int
+    loss: float
+    tokens_per_second: float
+    elapsed: float
+    dev_accuracy: float | None = None
+    best_accuracy: float | None = None
+    lr: float = 0.0
+    event: str = "step"  # "step", "epoch" or "stop"
+
+
+@dataclass
+class TrainResult:
+    best_accuracy: float
+    best_epoch: int
+    epochs_run: int
+    seconds: float
+    stopped_by: str  # "epochs", "patience", "time"
+
+
+def resume_path(out: str | Path) -> Path:
+    """Where the training state for ``out`` lives: MODEL.safetensors -> MODEL.ckpt.safetensors."""
+    out = Path(out)
+    return out.with_name(out.name.removesuffix(".safetensors") + ".ckpt.safetensors")
+
+
+def build_vocabs(sentences: Sequence[Sentence], config: Config) -> Vocabs:
+    """Vocabularies from the training data; words below ``min_word_count`` map to <unk>."""
+    word_counts = Counter(word_key(w) for s in sentences for w in s.words)
+    char_counts = Counter(ch for s in sentences for w in s.words for ch in w)
+    words = Vocab.from_counts(word_counts, min_count=config.data.min_word_count)
+    labels = {}
+    for name in config.data.columns:
+        counts = Counter(t for s in sentences for t in s.labels[name])
+        labels[name] = Vocab.from_counts(counts, specials=False)
+    vocabs = Vocabs(words, Vocab.from_counts(char_counts), labels)
+    vocabs.word_counts = [0, 0] + [word_counts[w] for w in words.itos[2:]]
+    return vocabs
+
+
+def _evaluate(bundle: TaggerBundle, dev: Sequence[Sentence]) -> float:
+    """Mean accuracy over the label columns: the early-stopping score."""
+    columns = Predictor(bundle).evaluate(dev)["columns"]
+    return sum(c["accuracy"] for c in columns.values()) / len(columns)
+
+
+def train_tagger(
+    train: Sequence[Sentence],
+    dev: Sequence[Sentence],
+    config: Config,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    on_progress: Callable[[Progress], None] | None = None,
+    info: dict | None = None,
+) -> TrainResult:
+    """Train a tagger (LSTM or HMM, by ``config.model.kind``) and write the best model to ``out``."""
+    settings = config.train
+    if settings.threads > 0:
+        torch.set_num_threads(settings.threads)
+    random.seed(settings.seed)
+    torch.manual_seed(settings.seed)
+    rng = random.Random(settings.seed)
+    vocabs = build_vocabs(train, config)
+    model = build_tagger(config, vocabs)
+    info = dict(info or {})
+
+    if config.model.kind == "hmm":  # counted, not trained: one pass, then score on dev
+        started = time.perf_counter()
+        model.fit(train, vocabs)
+        bundle = TaggerBundle(model, vocabs, config, {**info, "train_seconds": time.perf_counter() - started})
+        accuracy = _evaluate(bundle, dev)
+        bundle.info["dev_accuracy"] = accuracy
+        save_tagger(out, bundle)
+        return TrainResult(accuracy, 1, 1, time.perf_counter() - started, "epochs")
+
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=settings.lr, betas=(0.9, settings.beta2), weight_decay=settings.weight_decay
+    )
+    averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(settings.ema)) if settings.ema > 0 else None
+    evaluated = averaged.module if averaged is not None else model
+    state = {"epoch": 0, "best_accuracy": -1.0, "best_epoch": 0, "bad_epochs": 0, "elapsed": 0.0}
+    state_file = resume_path(out)
+    if resume and state_file.is_file():
+        _restore(state_file, model, optimizer, averaged, rng, state)
+
+    budget = settings.max_minutes * 60 if settings.max_minutes > 0 else math.inf
+    started = time.perf_counter() - state["elapsed"]
+    stopped_by = "epochs"
+    while state["epoch"] < settings.epochs:
+        epoch = state["epoch"] + 1
+        model.train()
+        batches = bucketed(train, settings.batch_size, shuffle=True, rng=rng)
+        window_tokens, window_start, loss_sum = 0, time.perf_counter(), 0.0
+        for step, sentences in enumerate(batches, start=1):
+            elapsed = time.perf_counter() - started
+            if elapsed > budget:
+                stopped_by = "time"
+                break
+            progress_fraction = max((epoch - 1 + step / len(batches)) / settings.epochs, elapsed / budget)
+            lr = settings.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(progress_fraction, 1.0))))
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            batch = make_batch(sentences, vocabs, word_dropout=config.model.word_dropout, rng=rng)
+            loss = model.loss(batch)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), settings.clip)
+            optimizer.step()
+            if averaged is not None:
+                averaged.update_parameters(model)
+            window_tokens += int(batch.lengths.sum())
+            loss_sum += float(loss.detach())
+            if on_progress is not None and (step % 20 == 0 or step == len(batches)):
+                now = time.perf_counter()
+                on_progress(
+                    Progress(epoch, settings.epochs, step, len(batches), loss_sum / step,
+                             window_tokens / max(now - window_start, 1e-9), now - started,
+                             best_accuracy=max(state["best_accuracy"], 0.0), lr=lr)
+                )
+        if stopped_by == "time" and step == 1:
+            break  # the budget ran out before this epoch did any work
+        evaluated.eval()
+        accuracy = _evaluate(TaggerBundle(evaluated, vocabs, config), dev)
+        state["epoch"] = epoch
+        if accuracy > state["best_accuracy"]:
+            state.update(best_accuracy=accuracy, best_epoch=epoch, bad_epochs=0)
+            best_info = {**info, "epoch": epoch, "dev_accuracy": accuracy, "train_seconds": time.perf_counter() - started}
+            save_tagger(out, TaggerBundle(evaluated, vocabs, config, best_info))
+        else:
+            state["bad_epochs"] += 1
+        state["elapsed"] = time.perf_counter() - started
+        _save_state(state_file, model, optimizer, averaged, rng, state, config)
+        if on_progress is not None:
+            on_progress(
+                Progress(epoch, settings.epochs, len(batches), len(batches), loss_sum / max(step, 1), 0.0,
+                         state["elapsed"], dev_accuracy=accuracy, best_accuracy=state["best_accuracy"], event="epoch")
+            )
+        if stopped_by == "time":
+            break
+        if state["bad_epochs"] >= settings.patience:
+            stopped_by = "patience"
+            break
+    return TrainResult(state["best_accuracy"], state["best_epoch"], state["epoch"], time.perf_counter() - started, stopped_by)
+
+
+def _save_state(path: Path, model, optimizer, averaged, rng: random.Random, state: dict, config: Config) -> None:
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    if averaged is not None:
+        tensors.update({f"averaged.{k}": v for k, v in averaged.state_dict().items()})
+    optimizer_tensors, optimizer_settings = checkpoint.optimizer_tensors(optimizer)
+    tensors.update(optimizer_tensors)
+    tensors["torch_rng"] = torch.get_rng_state()
+    version, internal, gauss = rng.getstate()
+    info = {"state": state, "optimizer": optimizer_settings, "python_rng": [version, list(internal), gauss]}
+    checkpoint.save(path, checkpoint.ModelFile("training-state", config.to_dict(), {}, tensors, info))
+
+
+def _restore(path: Path, model, optimizer, averaged, rng: random.Random, state: dict) -> None:
+    saved = checkpoint.read(path)
+    model.load_state_dict({k[6:]: v for k, v in saved.tensors.items() if k.startswith("model.")})
+    if averaged is not None:
+        averaged.load_state_dict({k[9:]: v for k, v in saved.tensors.items() if k.startswith("averaged.")})
+    checkpoint.load_optimizer(optimizer, saved.tensors, saved.info["optimizer"])
+    torch.set_rng_state(saved.tensors["torch_rng"])
+    version, internal, gauss = saved.info["python_rng"]
+    rng.setstate((version, tuple(internal), gauss))
+    state.update(saved.info["state"])
+
+
+def with_overrides(config: Config, **train_settings: object) -> Config:
+    """A copy of ``config`` with some [train] settings replaced (used for --max-minutes)."""
+    return replace(config, train=replace(config.train, **train_settings))

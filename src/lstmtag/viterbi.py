@@ -1,0 +1,62 @@
+"""Exact Viterbi decoding for first- and second-order chains, shared by the CRF and the HMM.
+
+A first-order chain scores a tag given the previous tag, with ``transitions`` of shape (K, K); a
+second-order chain (the trigram HMM) scores it given the two previous tags, with ``transitions`` of
+shape (K, K, K). The second-order case runs over pair states (previous tag, tag), so both cases share
+one loop and one back-trace. Work per token is K^(order+1), vectorised over the batch.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def viterbi(
+    emissions: torch.Tensor,
+    transitions: torch.Tensor,
+    mask: torch.Tensor,
+    start: torch.Tensor,
+    end: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The highest-scoring tag sequence for each sentence.
+
+    Args:
+        emissions: (B, T, K) score of each tag at each position.
+        transitions: (K, K) score of tag b after a, or (K, K, K) score of c after (a, b).
+        mask: (B, T) bool, True on real tokens; every row must start with True and be a prefix.
+        start: (K,) score of the first tag, or (K, K) score of the first state (previous, tag).
+        end: (K,) score of ending on a tag, or (K, K) on a state (previous, tag).
+
+    Returns:
+        paths (B, T) long, 0 beyond each sentence's length, and the best scores (B,).
+    """
+    batch, steps, num_tags = emissions.shape
+    order = transitions.dim() - 1
+    lengths = mask.sum(1)
+    if order == 1:
+        score = start + emissions[:, 0]  # (B, K)
+    else:
+        score = (start[None] + emissions[:, 0, None, :]).reshape(batch, num_tags * num_tags)
+        shift = torch.arange(num_tags, device=emissions.device)[None, :, None]  # b in (a, b) -> (b, c)
+    pointers = []
+    for t in range(1, steps):
+        if order == 1:
+            best, previous = (score[:, :, None] + transitions).max(1)  # (B, K)
+            new = best + emissions[:, t]
+        else:
+            pairs = score.view(batch, num_tags, num_tags)  # (B, a, b)
+            best, previous_a = (pairs[:, :, :, None] + transitions).max(1)  # (B, b, c)
+            new = (best + emissions[:, t, None, :]).reshape(batch, -1)
+            previous = (previous_a * num_tags + shift).reshape(batch, -1)  # flat index of (a, b)
+        score = torch.where(mask[:, t, None], new, score)
+        pointers.append(previous)
+    final = score + end.reshape(-1)
+    best_score, state = final.max(1)
+    paths = torch.zeros(batch, steps, dtype=torch.long, device=emissions.device)
+    for t in range(steps - 1, -1, -1):
+        real = t < lengths
+        paths[:, t] = torch.where(real, state % num_tags, 0)
+        if t > 0:
+            previous_state = pointers[t - 1].gather(1, state[:, None]).squeeze(1)
+            state = torch.where(real, previous_state, state)
+    return paths, best_score
