@@ -31,13 +31,21 @@ class Vocabs:
     words: Vocab
     chars: Vocab
     labels: dict[str, Vocab]
+    word_form: str = "key"  # "key": lowercased, digits folded (neural taggers); "exact" (the HMM)
+    extra: dict[str, list[str]] = field(default_factory=dict)  # model-specific string lists
     word_counts: list[int] = field(default_factory=list)  # training counts by word id, for word dropout
+
+    def lookup(self, word: str) -> str:
+        """The form under which ``word`` is stored in ``words``."""
+        return word_key(word) if self.word_form == "key" else word
 
     def to_dict(self) -> dict[str, object]:
         return {
             "words": self.words.to_list(),
             "chars": self.chars.to_list(),
             "labels": {name: vocab.to_list() for name, vocab in self.labels.items()},
+            "word_form": self.word_form,
+            "extra": self.extra,
         }
 
     @classmethod
@@ -46,6 +54,8 @@ class Vocabs:
             words=Vocab(values["words"]),
             chars=Vocab(values["chars"]),
             labels={name: Vocab(items, specials=False) for name, items in values["labels"].items()},
+            word_form=values.get("word_form", "key"),
+            extra=values.get("extra", {}),
         )
 
 
@@ -92,7 +102,7 @@ def make_batch(
     labels = {n: torch.zeros(batch_size, longest, dtype=torch.long) for n in label_names}
     unk = vocabs.words.unk_id
     for row, sentence in enumerate(sentences):
-        ids = vocabs.words.ids(word_key(w) for w in sentence.words)
+        ids = vocabs.words.ids(vocabs.lookup(w) for w in sentence.words)
         if word_dropout > 0 and rng is not None:
             counts = vocabs.word_counts
             ids = [unk if rng.random() < word_dropout / (word_dropout + counts[i]) else i for i in ids]

@@ -43,6 +43,8 @@ class ModelConfig:
     # HMM settings (kind = "hmm").
     hmm_suffix_length: int = 6
     hmm_rare_count: int = 10
+    hmm_candidates: int = 8  # tags considered per token when decoding
+    hmm_smoothing: float = 1.0  # weight of the suffix guess in a known word's tag distribution
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lstmtag.viterbi import viterbi
+from lstmtag.viterbi import log_partition, marginals, viterbi
 
 NEG_INF = -1e4  # large but finite, so masked sums stay free of NaN
 
@@ -56,11 +56,7 @@ class CRF(nn.Module):
     def log_partition(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """log Z for each sentence: emissions (B, T, K), mask (B, T) -> (B,)."""
         transitions, start, end = self._scores()
-        alpha = start + emissions[:, 0]  # (B, K)
-        for t in range(1, emissions.shape[1]):
-            new = torch.logsumexp(alpha[:, :, None] + transitions, dim=1) + emissions[:, t]
-            alpha = torch.where(mask[:, t, None], new, alpha)
-        return torch.logsumexp(alpha + end, dim=1)
+        return log_partition(emissions, transitions, mask, start, end)
 
     def score(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Unnormalised score of the given tag sequences: (B,)."""
@@ -79,16 +75,9 @@ class CRF(nn.Module):
         nll = self.log_partition(emissions, mask) - self.score(emissions, tags, mask)
         return nll.sum() / mask.sum()
 
-    def marginals(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """p(tag at t = k | sentence): (B, T, K), by differentiating log Z."""
-        with torch.enable_grad():
-            leaf = emissions.detach().requires_grad_(True)
-            (gradient,) = torch.autograd.grad(self.log_partition(leaf, mask).sum(), leaf)
-        return gradient
-
     def decode(self, emissions: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Viterbi tags (B, T) and each chosen tag's marginal probability (B, T)."""
         transitions, start, end = self._scores()
         tags, _ = viterbi(emissions, transitions, mask, start, end)
-        probs = self.marginals(emissions, mask).gather(2, tags[:, :, None]).squeeze(2)
+        probs = marginals(emissions, transitions, mask, start, end).gather(2, tags[:, :, None]).squeeze(2)
         return tags, probs

@@ -52,7 +52,7 @@ def build_tagger(config: Config, vocabs: Vocabs) -> nn.Module:
     """A fresh model of the kind the config names."""
     labels = {name: vocab.itos for name, vocab in vocabs.labels.items()}
     if config.model.kind == "hmm":
-        return HMMTagger(config.model, num_words=len(vocabs.words), labels=labels)
+        return HMMTagger(config.model, words=vocabs.words.itos, labels=labels, suffixes=vocabs.extra.get("suffixes", ()))
     if config.model.kind != "lstm":
         raise ValueError(f"model.kind must be 'lstm' or 'hmm', got {config.model.kind!r}")
     return Tagger(config.model, num_words=len(vocabs.words), num_chars=len(vocabs.chars), labels=labels)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from lstmtag.batch import make_batch, word_key
+from lstmtag.batch import make_batch
 from lstmtag.data import Sentence
 from lstmtag.metrics import ColumnScores, SpanScores, is_bio
 from lstmtag.models import TaggerBundle, load_tagger
@@ -47,8 +47,9 @@ class Predictor:
         """Decode ``sentences`` in batches of equal length; results come back in input order."""
         results: list[Tagged | None] = [None] * len(sentences)
         labels = self.bundle.vocabs.labels
-        with torch.inference_mode():
-            for chunk in _equal_length_chunks(sentences, self.batch_size):
+        with torch.no_grad():  # not inference_mode: CRF and HMM marginals use autograd
+            equal = getattr(self.bundle.model, "equal_length_batches", False)
+            for chunk in _chunks(sentences, self.batch_size, equal_lengths=equal):
                 batch = make_batch([sentences[i] for i in chunk], self.bundle.vocabs)
                 decoded = self.bundle.model.decode(batch)
                 decoded = {name: (ids.tolist(), probs.tolist()) for name, (ids, probs) in decoded.items()}
@@ -91,8 +92,9 @@ class Predictor:
         return output
 
     def is_known(self, word: str) -> bool:
-        """Whether a word was seen in training (its lowercased, digit-folded form)."""
-        return word_key(word) in self.bundle.vocabs.words
+        """Whether a word was seen in training (in the form the model stores words)."""
+        vocabs = self.bundle.vocabs
+        return vocabs.lookup(word) in vocabs.words
 
     def evaluate(self, sentences: Sequence[Sentence]) -> dict[str, object]:
         """Accuracy (all, known, unknown words), per-tag P/R/F1, confusions and speed, per column."""
@@ -120,15 +122,20 @@ class Predictor:
         }
 
 
-def _equal_length_chunks(sentences: Sequence[Sentence], size: int) -> Iterator[list[int]]:
-    """Indices of sentences grouped by exact length (no padding, so no packing), ``size`` at most."""
-    by_length: dict[int, list[int]] = {}
-    for index, sentence in enumerate(sentences):
-        by_length.setdefault(len(sentence.words), []).append(index)
-    for length in sorted(by_length):
-        group = by_length[length]
-        for start in range(0, len(group), size):
-            yield group[start : start + size]
+def _chunks(sentences: Sequence[Sentence], size: int, *, equal_lengths: bool) -> Iterator[list[int]]:
+    """Indices of sentences sorted by length, ``size`` at most a chunk.
+
+    With ``equal_lengths`` a chunk never mixes lengths: no padding, so an LSTM needs no packing.
+    """
+    order = sorted(range(len(sentences)), key=lambda i: len(sentences[i].words))
+    chunk: list[int] = []
+    for index in order:
+        if chunk and (len(chunk) == size or (equal_lengths and len(sentences[index].words) != len(sentences[chunk[0]].words))):
+            yield chunk
+            chunk = []
+        chunk.append(index)
+    if chunk:
+        yield chunk
 
 
 def _check_tokens(tokens: object, index: int) -> list[str]:

@@ -35,6 +35,8 @@ class SoftmaxHead(nn.Module):
 class Tagger(nn.Module):
     """Sequence labeller over padded batches; ``forward`` returns emissions for every column."""
 
+    equal_length_batches = True  # unpadded batches let the encoder skip packing (see batch.bucketed)
+
     def __init__(self, config: ModelConfig, *, num_words: int, num_chars: int, labels: dict[str, list[str]]) -> None:
         super().__init__()
         if config.head not in ("softmax", "crf"):

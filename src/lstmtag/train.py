@@ -61,14 +61,16 @@ def resume_path(out: str | Path) -> Path:
 
 def build_vocabs(sentences: Sequence[Sentence], config: Config) -> Vocabs:
     """Vocabularies from the training data; words below ``min_word_count`` map to <unk>."""
-    word_counts = Counter(word_key(w) for s in sentences for w in s.words)
+    word_form = "exact" if config.model.kind == "hmm" else "key"
+    lookup = (lambda w: w) if word_form == "exact" else word_key
+    word_counts = Counter(lookup(w) for s in sentences for w in s.words)
     char_counts = Counter(ch for s in sentences for w in s.words for ch in w)
     words = Vocab.from_counts(word_counts, min_count=config.data.min_word_count)
     labels = {}
     for name in config.data.columns:
         counts = Counter(t for s in sentences for t in s.labels[name])
         labels[name] = Vocab.from_counts(counts, specials=False)
-    vocabs = Vocabs(words, Vocab.from_counts(char_counts), labels)
+    vocabs = Vocabs(words, Vocab.from_counts(char_counts), labels, word_form=word_form)
     vocabs.word_counts = [0, 0] + [word_counts[w] for w in words.itos[2:]]
     return vocabs
 
