@@ -16,8 +16,7 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 
 demo: setup
-	$(VENV)/bin/lstmtag tag --input text --output tsv examples/sentences.txt
-	$(VENV)/bin/lstmtag demo
+	$(VENV)/bin/lstmtag tag --model en --input text --output table examples/sentences.txt
 
 test: setup
 	$(VENV)/bin/ruff check src tests bench

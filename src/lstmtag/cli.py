@@ -138,22 +138,24 @@ def tag(
     input_file: Annotated[str, typer.Argument(help="Input file, or - for standard input.")] = "-",
     model: ModelOption = "en",
     input_format: Annotated[str, typer.Option("--input", help="conllu, conll, text or jsonl.")] = "conllu",
-    output_format: Annotated[str, typer.Option("--output", help="conllu, tsv or jsonl.")] = "conllu",
+    output_format: Annotated[str, typer.Option("--output", help="conllu, tsv, jsonl, or table (for reading).")] = "conllu",
     output_file: Annotated[Path | None, typer.Option("--out", help="Write here (atomically) instead of stdout.")] = None,
 ) -> None:
     """Tag a file, streaming: CoNLL-U keeps every other column, comment and multiword line."""
     from lstmtag.data import atomic_writer, format_conllu, format_jsonl, format_tsv, read_sentences
     from lstmtag.predict import Predictor
 
-    if output_format not in ("conllu", "tsv", "jsonl"):
-        raise ValueError(f"--output must be conllu, tsv or jsonl, got {output_format!r}")
+    if output_format not in ("conllu", "tsv", "jsonl", "table"):
+        raise ValueError(f"--output must be conllu, tsv, jsonl or table, got {output_format!r}")
     predictor = Predictor.load(model)
     data_format = predictor.bundle.config.data.format
     source_format = data_format if input_format == "conllu" and data_format == "conll" else input_format
 
     def write(handle) -> None:
         for sentence, tagged in predictor.stream(read_sentences(input_file, source_format)):
-            if output_format == "conllu":
+            if output_format == "table":
+                print_table(sentence.words, tagged)
+            elif output_format == "conllu":
                 handle.write(format_conllu(sentence, tagged.tags, source_format if sentence.lines else "conllu"))
             elif output_format == "tsv":
                 handle.write(format_tsv(sentence, tagged.tags, tagged.probs))
@@ -165,6 +167,59 @@ def tag(
     else:
         with atomic_writer(output_file) as handle:
             write(handle)
+
+
+def print_table(words: list[str], tagged) -> None:
+    """A readable table: token, then each column's tag and its probability."""
+    table = Table(show_edge=False)
+    table.add_column("token")
+    for name in tagged.tags:
+        table.add_column(name.upper())
+        table.add_column("p", justify="right")
+    for position, word in enumerate(words):
+        cells = [word]
+        for name in tagged.tags:
+            cells += [tagged.tags[name][position], f"{tagged.probs[name][position]:.3f}"]
+        table.add_row(*cells)
+    out.print(table)
+
+
+@app.command()
+@friendly_errors
+def inspect(
+    sentence: Annotated[str, typer.Argument(help="A sentence; tokens are split on whitespace (text for a character LM).")],
+    model: ModelOption = "en",
+    as_json: Annotated[bool, typer.Option("--json", help="Every vector in full, as JSON.")] = False,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Draw heatmaps to this .png or .svg file.")] = None,
+) -> None:
+    """Show h_t, c_t and the input/forget/cell/output gates, token by token, per layer and direction."""
+    import lstmtag
+
+    loaded = lstmtag.load(model)
+    tokens = sentence if getattr(loaded, "is_char_model", False) else sentence.split()
+    if not tokens:
+        raise ValueError("the sentence is empty")
+    trace = loaded.inspect(tokens)
+    if plot is not None:
+        from lstmtag.plots import plot_trace
+
+        console.print(f"plot written to {plot_trace(trace, plot)}")
+    if as_json:
+        out.print(json.dumps(trace.to_json()))
+        return
+    summary = trace.summary()
+    for layer in trace.layers:
+        title = f"{layer.module} layer {layer.layer} {layer.direction}"
+        table = Table(title=title)
+        headings = ["token", *(trace.tags or {}), "|h|", "|c|", "input i", "forget f", "cell g", "output o"]
+        for heading in headings:
+            table.add_column(heading, justify="left" if heading == "token" or heading in trace.tags else "right")
+        for position, row in enumerate(r for r in summary if (r["module"], r["layer"], r["direction"]) ==
+                                       (layer.module, layer.layer, layer.direction)):
+            tags = [f"{trace.tags[n][position]['tag']} {trace.tags[n][position]['prob']:.2f}" for n in trace.tags]
+            numbers = [f"{row[k]:.3f}" for k in ("h_norm", "c_norm", "i", "f", "g", "o")]
+            table.add_row(str(row["token"]), *tags, *numbers)
+        out.print(table)
 
 
 def main() -> None:  # pragma: no cover - entry point for ``python -m lstmtag``

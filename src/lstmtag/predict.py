@@ -15,8 +15,10 @@ import torch
 
 from lstmtag.batch import make_batch
 from lstmtag.data import Sentence
+from lstmtag.inspector import Stepper, Trace, single, trace_lstm
 from lstmtag.metrics import ColumnScores, SpanScores, is_bio
 from lstmtag.models import TaggerBundle, load_tagger
+from lstmtag.tagger import Tagger
 
 
 @dataclass
@@ -91,6 +93,27 @@ class Predictor:
             output.append(rows)
         return output
 
+    def inspect(self, tokens: Sequence[str]) -> Trace:
+        """Tags plus h, c and the four gates of every encoder layer and direction, for one sentence."""
+        model = self.bundle.model
+        if not isinstance(model, Tagger):
+            raise ValueError(f"a {type(model).__name__} has no LSTM to inspect; inspect an LSTM tagger or language model")
+        sentence = Sentence(_check_tokens(tokens, 0))
+        batch = make_batch([sentence], self.bundle.vocabs)
+        with torch.no_grad():
+            features = model.features(batch)  # (1, T, F): what the encoder reads
+        _, _, traces = trace_lstm(model.encoder, features, lengths=batch.lengths, module="encoder")
+        (tagged,) = self.predict([sentence])
+        tags = {
+            name: [{"tag": tag, "prob": prob} for tag, prob in zip(tagged.tags[name], tagged.probs[name], strict=True)]
+            for name in tagged.tags
+        }
+        return Trace(sentence.words, tags, single(traces))
+
+    def stepper(self) -> TokenStepper:
+        """Tag a sentence one token at a time, carrying (h, c); unidirectional softmax taggers only."""
+        return TokenStepper(self)
+
     def is_known(self, word: str) -> bool:
         """Whether a word was seen in training (in the form the model stores words)."""
         vocabs = self.bundle.vocabs
@@ -120,6 +143,39 @@ class Predictor:
             "seconds": seconds,
             "tokens_per_second": tokens / seconds if seconds > 0 else 0.0,
         }
+
+
+class TokenStepper:
+    """Feed a unidirectional tagger one token at a time; each step costs one LSTM step.
+
+    After the last token the tags equal those of tagging the whole sentence at once. Refused with a
+    reason for a bidirectional encoder (it needs the tokens to come) and for a CRF head (its best
+    path is chosen over the whole sentence).
+    """
+
+    def __init__(self, predictor: Predictor) -> None:
+        model = predictor.bundle.model
+        if not isinstance(model, Tagger):
+            raise ValueError("only LSTM taggers can be stepped token by token")
+        if model.config.head == "crf":
+            raise ValueError("a CRF head chooses the best tag sequence for the whole sentence, so it cannot tag one token at a time")
+        self.predictor = predictor
+        self.model = model
+        self.stepper = Stepper(model.encoder)  # raises for a bidirectional encoder, saying why
+
+    def step(self, token: str) -> dict[str, object]:
+        """Tag the next token given the ones before it: ``{"token", column: tag, column_prob: p}``."""
+        batch = make_batch([Sentence(_check_tokens([token], 0))], self.predictor.bundle.vocabs)
+        with torch.no_grad():
+            features = self.model.features(batch)[:, 0]  # (1, F)
+            output = self.stepper.step(features)  # (1, H)
+        row: dict[str, object] = {"token": token}
+        for name, linear in self.model.outputs.items():
+            log_probs = linear(output).log_softmax(-1)[0]
+            best = int(log_probs.argmax())
+            row[name] = self.predictor.bundle.vocabs.labels[name].itos[best]
+            row[f"{name}_prob"] = float(log_probs[best].exp())
+        return row
 
 
 def _chunks(sentences: Sequence[Sentence], size: int, *, equal_lengths: bool) -> Iterator[list[int]]:

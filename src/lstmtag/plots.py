@@ -1,0 +1,56 @@
+"""Heatmaps of an LSTM trace: h_t, c_t and the four gates over the tokens, per layer and direction."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lstmtag.inspector import GATES, Trace
+
+TITLES = {"h": "h (hidden)", "c": "c (cell)", "i": "i (input gate)", "f": "f (forget gate)",
+          "g": "g (cell candidate)", "o": "o (output gate)"}
+
+
+def token_labels(trace: Trace) -> list[str]:
+    """'word/TAG' for the first tag column, or the words alone."""
+    if not trace.tags:
+        return list(trace.tokens)
+    first = next(iter(trace.tags.values()))
+    return [f"{token}/{tag['tag']}" for token, tag in zip(trace.tokens, first, strict=True)]
+
+
+def plot_trace(trace: Trace, path: str | Path) -> Path:
+    """Draw one row of heatmaps per layer and direction (h, c, i, f, g, o) and save as PNG or SVG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = ("h", "c", *GATES)
+    rows = len(trace.layers)
+    width = max(14.0, 0.45 * len(trace.tokens) * len(names))
+    figure, axes = plt.subplots(rows, len(names), figsize=(width, 2.6 * rows + 1), squeeze=False)
+    labels = token_labels(trace)
+    for row, layer in enumerate(trace.layers):
+        for column, name in enumerate(names):
+            axis = axes[row][column]
+            values = getattr(layer, name).detach().float().numpy().T  # (units, tokens)
+            if name in ("i", "f", "o"):
+                limits = {"cmap": "viridis", "vmin": 0.0, "vmax": 1.0}
+            else:
+                bound = max(float(abs(values).max()), 1e-6)
+                limits = {"cmap": "RdBu_r", "vmin": -bound, "vmax": bound}
+            image = axis.imshow(values, aspect="auto", interpolation="nearest", **limits)
+            axis.set_xticks(range(len(labels)))
+            axis.set_xticklabels(labels, rotation=60, ha="right", fontsize=7)
+            axis.set_yticks([])
+            if row == 0:
+                axis.set_title(TITLES[name], fontsize=9)
+            if column == 0:
+                axis.set_ylabel(f"{layer.module} L{layer.layer}\n{layer.direction}\n(units)", fontsize=8)
+            figure.colorbar(image, ax=axis, fraction=0.046, pad=0.02)
+    figure.suptitle(" ".join(trace.tokens), fontsize=11)
+    figure.tight_layout()
+    path = Path(path)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
