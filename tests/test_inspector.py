@@ -14,7 +14,9 @@ def _reference(lstm, x, lengths, state):
     """nn.LSTM itself, packed so that each sequence stops at its true length."""
     packed = pack_padded_sequence(x, lengths, batch_first=lstm.batch_first, enforce_sorted=False)
     output, (h_n, c_n) = lstm(packed, state)
-    output, _ = pad_packed_sequence(output, batch_first=lstm.batch_first, total_length=x.shape[1 if lstm.batch_first else 0])
+    output, _ = pad_packed_sequence(
+        output, batch_first=lstm.batch_first, total_length=x.shape[1 if lstm.batch_first else 0]
+    )
     return output, h_n, c_n
 
 

@@ -1,9 +1,9 @@
 """lstmtag: LSTM sequence models you can see inside.
 
-    >>> import lstmtag
-    >>> tagger = lstmtag.load("en")
-    >>> tagger.tag(["The", "cow", "jumped"])
-    >>> trace = lstmtag.inspect(tagger, ["The", "cow", "jumped"])
+>>> import lstmtag
+>>> tagger = lstmtag.load("en")
+>>> tagger.tag(["The", "cow", "jumped"])
+>>> trace = lstmtag.inspect(tagger, ["The", "cow", "jumped"])
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ def load(name: str | Path) -> Any:
 
         return LanguageModel.from_file(model_file, str(path))
     if model_file.kind != "tagger":
-        raise checkpoint.ModelFileError(f"{path}: a {model_file.kind} file, not a model (use its model, not the training state)")
+        raise checkpoint.ModelFileError(
+            f"{path}: a {model_file.kind} file, not a model (use its model, not the training state)"
+        )
     return Predictor(bundle_from_file(model_file, str(path)))
 
 

@@ -108,7 +108,9 @@ def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch
     return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
 
 
-def load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], settings: dict[str, Any]) -> None:
+def load_optimizer(
+    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], settings: dict[str, Any]
+) -> None:
     """Inverse of ``optimizer_tensors``."""
     state: dict[int, dict[str, Any]] = {}
     for name, value in tensors.items():

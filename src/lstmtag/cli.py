@@ -50,12 +50,16 @@ ModelOption = Annotated[str, typer.Option("--model", "-m", help="Model file, or 
 @app.command()
 @friendly_errors
 def train(
-    train_file: Annotated[Path, typer.Option("--train", help="Training data (CoNLL-U unless data.format says otherwise).")],
+    train_file: Annotated[
+        Path, typer.Option("--train", help="Training data (CoNLL-U unless data.format says otherwise).")
+    ],
     dev_file: Annotated[Path, typer.Option("--dev", help="Development data, for early stopping.")],
     out_file: Annotated[Path, typer.Option("--out", help="Where to write the best model (.safetensors).")],
     config_file: Annotated[Path | None, typer.Option("--config", help="TOML preset, e.g. configs/pos.toml.")] = None,
     overrides: Annotated[list[str] | None, typer.Option("--set", help="Override a setting: section.key=value.")] = None,
-    max_minutes: Annotated[float | None, typer.Option(help="Stop after this many minutes, keeping the best model.")] = None,
+    max_minutes: Annotated[
+        float | None, typer.Option(help="Stop after this many minutes, keeping the best model.")
+    ] = None,
     resume: Annotated[bool, typer.Option(help="Continue from the training state saved beside --out.")] = False,
 ) -> None:
     """Train a tagger (LSTM, LSTM+CRF or HMM) and keep the model that scores best on dev."""
@@ -71,9 +75,13 @@ def train(
     console.print(f"train: {len(train_data)} sentences, dev: {len(dev_data)}; columns {list(config.data.columns)}")
     command = "lstmtag " + " ".join(sys.argv[1:])
     with Progress(
-        TextColumn("epoch {task.fields[epoch]}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+        TextColumn("epoch {task.fields[epoch]}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
         TextColumn("loss {task.fields[loss]:.4f}  {task.fields[speed]:,.0f} tok/s  dev {task.fields[dev]}"),
-        TimeElapsedColumn(), console=console, transient=False,
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
     ) as bar:
         task = bar.add_task("train", total=1, epoch=0, loss=0.0, speed=0.0, dev="-")
 
@@ -85,11 +93,24 @@ def train(
                     f"best {progress.best_accuracy:.4f}  {progress.elapsed / 60:.1f} min"
                 )
             else:
-                bar.update(task, completed=progress.step, total=progress.steps, epoch=progress.epoch,
-                           loss=progress.loss, speed=progress.tokens_per_second)
+                bar.update(
+                    task,
+                    completed=progress.step,
+                    total=progress.steps,
+                    epoch=progress.epoch,
+                    loss=progress.loss,
+                    speed=progress.tokens_per_second,
+                )
 
-        result = train_tagger(train_data, dev_data, config, out_file, resume=resume, on_progress=show,
-                              info={"command": command, "train_file": str(train_file)})
+        result = train_tagger(
+            train_data,
+            dev_data,
+            config,
+            out_file,
+            resume=resume,
+            on_progress=show,
+            info={"command": command, "train_file": str(train_file)},
+        )
     console.print(
         f"best dev accuracy {result.best_accuracy:.4f} at epoch {result.best_epoch}; "
         f"stopped by {result.stopped_by} after {result.seconds / 60:.1f} min; model: {out_file}"
@@ -115,21 +136,30 @@ def evaluate(
         out.print(json.dumps(report))
         return
     for name, column in report["columns"].items():
-        table = Table(title=f"{name}: accuracy {column['accuracy']:.2%}  known {column['known_accuracy']:.2%}  "
-                      f"unknown {column['unknown_accuracy']:.2%} ({column['unknown_tokens']} unknown tokens)")
+        table = Table(
+            title=f"{name}: accuracy {column['accuracy']:.2%}  known {column['known_accuracy']:.2%}  "
+            f"unknown {column['unknown_accuracy']:.2%} ({column['unknown_tokens']} unknown tokens)"
+        )
         for heading in ("tag", "precision", "recall", "F1", "support"):
             table.add_column(heading, justify="left" if heading == "tag" else "right")
         for tag, scores in column["per_tag"].items():
-            table.add_row(tag, f"{scores['precision']:.3f}", f"{scores['recall']:.3f}", f"{scores['f1']:.3f}",
-                          str(scores["support"]))
+            table.add_row(
+                tag,
+                f"{scores['precision']:.3f}",
+                f"{scores['recall']:.3f}",
+                f"{scores['f1']:.3f}",
+                str(scores["support"]),
+            )
         out.print(table)
         confusions = ", ".join(f"{c['gold']}->{c['predicted']} {c['count']}" for c in column["confusions"])
         out.print(f"top confusions (gold->predicted): {confusions}")
         if "spans" in column:
             spans = column["spans"]
             out.print(f"spans: precision {spans['precision']:.2%} recall {spans['recall']:.2%} F1 {spans['f1']:.2%}")
-    out.print(f"{report['sentences']} sentences, {report['tokens']} tokens, {report['seconds']:.2f} s, "
-              f"{report['tokens_per_second']:,.0f} tokens/s")
+    out.print(
+        f"{report['sentences']} sentences, {report['tokens']} tokens, {report['seconds']:.2f} s, "
+        f"{report['tokens_per_second']:,.0f} tokens/s"
+    )
 
 
 @app.command()
@@ -138,8 +168,12 @@ def tag(
     input_file: Annotated[str, typer.Argument(help="Input file, or - for standard input.")] = "-",
     model: ModelOption = "en",
     input_format: Annotated[str, typer.Option("--input", help="conllu, conll, text or jsonl.")] = "conllu",
-    output_format: Annotated[str, typer.Option("--output", help="conllu, tsv, jsonl, or table (for reading).")] = "conllu",
-    output_file: Annotated[Path | None, typer.Option("--out", help="Write here (atomically) instead of stdout.")] = None,
+    output_format: Annotated[
+        str, typer.Option("--output", help="conllu, tsv, jsonl, or table (for reading).")
+    ] = "conllu",
+    output_file: Annotated[
+        Path | None, typer.Option("--out", help="Write here (atomically) instead of stdout.")
+    ] = None,
 ) -> None:
     """Tag a file, streaming: CoNLL-U keeps every other column, comment and multiword line."""
     from lstmtag.data import atomic_writer, format_conllu, format_jsonl, format_tsv, read_sentences
@@ -187,7 +221,9 @@ def print_table(words: list[str], tagged) -> None:
 @app.command()
 @friendly_errors
 def inspect(
-    sentence: Annotated[str, typer.Argument(help="A sentence; tokens are split on whitespace (text for a character LM).")],
+    sentence: Annotated[
+        str, typer.Argument(help="A sentence; tokens are split on whitespace (text for a character LM).")
+    ],
     model: ModelOption = "en",
     as_json: Annotated[bool, typer.Option("--json", help="Every vector in full, as JSON.")] = False,
     plot: Annotated[Path | None, typer.Option("--plot", help="Draw heatmaps to this .png or .svg file.")] = None,
@@ -214,8 +250,11 @@ def inspect(
         headings = ["token", *(trace.tags or {}), "|h|", "|c|", "input i", "forget f", "cell g", "output o"]
         for heading in headings:
             table.add_column(heading, justify="left" if heading == "token" or heading in trace.tags else "right")
-        for position, row in enumerate(r for r in summary if (r["module"], r["layer"], r["direction"]) ==
-                                       (layer.module, layer.layer, layer.direction)):
+        for position, row in enumerate(
+            r
+            for r in summary
+            if (r["module"], r["layer"], r["direction"]) == (layer.module, layer.layer, layer.direction)
+        ):
             tags = [f"{trace.tags[n][position]['tag']} {trace.tags[n][position]['prob']:.2f}" for n in trace.tags]
             numbers = [f"{row[k]:.3f}" for k in ("h_norm", "c_norm", "i", "f", "g", "o")]
             table.add_row(str(row["token"]), *tags, *numbers)

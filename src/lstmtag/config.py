@@ -111,10 +111,7 @@ class Config:
             names = {f.name: f for f in dataclasses.fields(section_type)}
             unknown = set(given) - set(names)
             if unknown:
-                raise ValueError(
-                    f"unknown setting(s) {sorted(unknown)} in [{section.name}]; "
-                    f"known: {sorted(names)}"
-                )
+                raise ValueError(f"unknown setting(s) {sorted(unknown)} in [{section.name}]; known: {sorted(names)}")
             for key, value in given.items():
                 given[key] = _coerce(f"{section.name}.{key}", names[key], value)
             sections[section.name] = section_type(**given)

@@ -54,7 +54,7 @@ class CRF(nn.Module):
         return transitions, start, self.end
 
     def log_partition(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """log Z for each sentence: emissions (B, T, K), mask (B, T) -> (B,)."""
+        """Log Z for each sentence: emissions (B, T, K), mask (B, T) -> (B,)."""
         transitions, start, end = self._scores()
         return log_partition(emissions, transitions, mask, start, end)
 

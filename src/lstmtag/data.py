@@ -57,7 +57,7 @@ def _open_binary(path: str | Path) -> Iterator[tuple[IO[bytes], str]]:
         yield sys.stdin.buffer, "<stdin>"
         return
     try:
-        handle = open(path, "rb")
+        handle = open(path, "rb")  # noqa: SIM115 - closed by the ``with`` below; opened apart to word the error
     except OSError as error:
         raise DataError(str(path), 0, f"cannot open: {error.strerror}") from None
     with handle:
@@ -70,7 +70,9 @@ def _column_index(name: str, fmt: str) -> int:
             raise ValueError(f"unknown CoNLL-U column {name!r}; choose from {sorted(CONLLU_COLUMNS)}")
         return CONLLU_COLUMNS[name]
     if not name.isdigit() or int(name) == 0:
-        raise ValueError(f"in the 'conll' format a label column is a 1-based index after the word (e.g. '1'), got {name!r}")
+        raise ValueError(
+            f"in the 'conll' format a label column is a 1-based index after the word (e.g. '1'), got {name!r}"
+        )
     return int(name)
 
 
@@ -148,9 +150,13 @@ def read_conll(path: str | Path, columns: Iterable[str] = ()) -> Iterator[Senten
             if not lines:
                 start, width = number, len(cells)
             if len(cells) != width:
-                raise DataError(source, number, f"expected {width} columns like the sentence's first line, found {len(cells)}")
+                raise DataError(
+                    source, number, f"expected {width} columns like the sentence's first line, found {len(cells)}"
+                )
             if indices and max(indices.values()) >= len(cells):
-                raise DataError(source, number, f"column {max(indices.values())} asked for, line has {len(cells)} columns")
+                raise DataError(
+                    source, number, f"column {max(indices.values())} asked for, line has {len(cells)} columns"
+                )
             lines.append(text)
         if lines:
             yield _conll_sentence(lines, indices, source, start)
@@ -220,10 +226,7 @@ def format_conllu(sentence: Sentence, predicted: dict[str, list[str]], fmt: str 
     else:
         word_lines = sentence.word_lines
     for position, line_index in enumerate(word_lines):
-        if fmt == "conllu":
-            cells = lines[line_index].split("\t")
-        else:
-            cells = lines[line_index].split()
+        cells = lines[line_index].split("\t") if fmt == "conllu" else lines[line_index].split()
         for name, tags in predicted.items():
             index = _column_index(name, fmt)
             while len(cells) <= index:

@@ -21,7 +21,7 @@ class CharEncoder(nn.Module):
         self.output_size = 2 * hidden_size
 
     def forward(self, chars: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """chars (U, L), lengths (U,) -> (U, 2 * hidden_size).
+        """Chars (U, L), lengths (U,) -> (U, 2 * hidden_size).
 
         Packed, unlike the word encoder: for these small sizes the packed kernel measured faster here
         than one unpacked call per distinct word length.
@@ -41,7 +41,9 @@ class WordCharEmbedder(nn.Module):
         self.chars = CharEncoder(num_chars, char_dim, char_hidden) if char_hidden > 0 else None
         self.output_size = word_dim + (self.chars.output_size if self.chars is not None else 0)
 
-    def forward(self, words: torch.Tensor, word_types: torch.Tensor, chars: torch.Tensor, char_lengths: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, words: torch.Tensor, word_types: torch.Tensor, chars: torch.Tensor, char_lengths: torch.Tensor
+    ) -> torch.Tensor:
         features = self.words(words)  # (B, T, word_dim)
         if self.chars is None:
             return features

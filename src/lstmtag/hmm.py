@@ -107,7 +107,7 @@ class HMMColumn(nn.Module):
 def _suffix_keys(word: str, longest: int) -> list[str]:
     """The suffix-table keys of a word, shortest (the empty suffix) first."""
     shape = _shape_class(word)
-    return [f"{shape}|{word[len(word) - length:] if length else ''}" for length in range(min(longest, len(word)) + 1)]
+    return [f"{shape}|{word[len(word) - length :] if length else ''}" for length in range(min(longest, len(word)) + 1)]
 
 
 def suffix_row(index: dict[str, int], word: str, longest: int) -> int:
@@ -119,8 +119,10 @@ def suffix_row(index: dict[str, int], word: str, longest: int) -> int:
     return index.get(f"{other}|", 0)
 
 
-def _interpolated_trigrams(unigrams: Counter, bigrams: Counter, trigrams: Counter, size: int, boundary: int) -> torch.Tensor:
-    """log P(c | a, b) by deleted interpolation (Brants 2000, figure 1)."""
+def _interpolated_trigrams(
+    unigrams: Counter, bigrams: Counter, trigrams: Counter, size: int, boundary: int
+) -> torch.Tensor:
+    """Log P(c | a, b) by deleted interpolation (Brants 2000, figure 1)."""
     total = sum(unigrams.values())
     bigram_context, trigram_context = Counter(), Counter()
     for (b, _), count in bigrams.items():
@@ -252,7 +254,9 @@ def _decode_candidates(
     edge = torch.full((batch, 2, count), boundary, dtype=torch.long)
     padded = torch.cat([edge, options], dim=1)  # position t of the sentence is index t + 2
     before2, before1 = padded[:, :-2], padded[:, 1:-1]  # (B, T, C): candidates at t-2 and t-1
-    step = transitions[before2[..., :, None, None], before1[..., None, :, None], options[..., None, None, :]]  # (B,T,C,C,C)
+    step = transitions[
+        before2[..., :, None, None], before1[..., None, :, None], options[..., None, None, :]
+    ]  # (B,T,C,C,C)
     start = torch.full((batch, count, count), IMPOSSIBLE)
     start[:, 0, :] = transitions[boundary, boundary][options[:, 0]]  # (B, C)
     last = mask.sum(1) - 1

@@ -160,7 +160,7 @@ class Stepper:
 
     @torch.no_grad()
     def step(self, x: torch.Tensor) -> torch.Tensor:
-        """x (B, input_size) -> output (B, out); the state moves on by one step."""
+        """X (B, input_size) -> output (B, out); the state moves on by one step."""
         inputs = x.unsqueeze(1) if self.lstm.batch_first else x.unsqueeze(0)
         output, self.state = self.lstm(inputs, self.state)
         return output.squeeze(1 if self.lstm.batch_first else 0)
@@ -200,8 +200,12 @@ class Trace:
         for layer in self.layers:
             for position, token in enumerate(self.tokens):
                 row: dict[str, object] = {
-                    "module": layer.module, "layer": layer.layer, "direction": layer.direction, "token": token,
-                    "h_norm": float(layer.h[position].norm()), "c_norm": float(layer.c[position].norm()),
+                    "module": layer.module,
+                    "layer": layer.layer,
+                    "direction": layer.direction,
+                    "token": token,
+                    "h_norm": float(layer.h[position].norm()),
+                    "c_norm": float(layer.c[position].norm()),
                 }
                 row.update({name: float(getattr(layer, name)[position].mean()) for name in GATES})
                 rows.append(row)

@@ -44,7 +44,9 @@ def resolve(name: str | Path) -> Path:
             candidate = folder / SHIPPED[text]
             if candidate.is_file():
                 return candidate
-        raise checkpoint.ModelFileError(f"shipped model {text!r} is not installed (looked in {[str(d) for d in shipped_dirs()]})")
+        raise checkpoint.ModelFileError(
+            f"shipped model {text!r} is not installed (looked in {[str(d) for d in shipped_dirs()]})"
+        )
     return Path(text)
 
 
@@ -52,7 +54,9 @@ def build_tagger(config: Config, vocabs: Vocabs) -> nn.Module:
     """A fresh model of the kind the config names."""
     labels = {name: vocab.itos for name, vocab in vocabs.labels.items()}
     if config.model.kind == "hmm":
-        return HMMTagger(config.model, words=vocabs.words.itos, labels=labels, suffixes=vocabs.extra.get("suffixes", ()))
+        return HMMTagger(
+            config.model, words=vocabs.words.itos, labels=labels, suffixes=vocabs.extra.get("suffixes", ())
+        )
     if config.model.kind != "lstm":
         raise ValueError(f"model.kind must be 'lstm' or 'hmm', got {config.model.kind!r}")
     return Tagger(config.model, num_words=len(vocabs.words), num_chars=len(vocabs.chars), labels=labels)

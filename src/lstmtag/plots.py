@@ -6,8 +6,14 @@ from pathlib import Path
 
 from lstmtag.inspector import GATES, Trace
 
-TITLES = {"h": "h (hidden)", "c": "c (cell)", "i": "i (input gate)", "f": "f (forget gate)",
-          "g": "g (cell candidate)", "o": "o (output gate)"}
+TITLES = {
+    "h": "h (hidden)",
+    "c": "c (cell)",
+    "i": "i (input gate)",
+    "f": "f (forget gate)",
+    "g": "g (cell candidate)",
+    "o": "o (output gate)",
+}
 
 
 def token_labels(trace: Trace) -> list[str]:

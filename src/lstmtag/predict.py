@@ -97,7 +97,9 @@ class Predictor:
         """Tags plus h, c and the four gates of every encoder layer and direction, for one sentence."""
         model = self.bundle.model
         if not isinstance(model, Tagger):
-            raise ValueError(f"a {type(model).__name__} has no LSTM to inspect; inspect an LSTM tagger or language model")
+            raise ValueError(
+                f"a {type(model).__name__} has no LSTM to inspect; inspect an LSTM tagger or language model"
+            )
         sentence = Sentence(_check_tokens(tokens, 0))
         batch = make_batch([sentence], self.bundle.vocabs)
         with torch.no_grad():
@@ -158,7 +160,9 @@ class TokenStepper:
         if not isinstance(model, Tagger):
             raise ValueError("only LSTM taggers can be stepped token by token")
         if model.config.head == "crf":
-            raise ValueError("a CRF head chooses the best tag sequence for the whole sentence, so it cannot tag one token at a time")
+            raise ValueError(
+                "a CRF head chooses the best tag sequence for the whole sentence, so it cannot tag one token at a time"
+            )
         self.predictor = predictor
         self.model = model
         self.stepper = Stepper(model.encoder)  # raises for a bidirectional encoder, saying why
@@ -171,7 +175,8 @@ class TokenStepper:
             output = self.stepper.step(features)  # (1, H)
         row: dict[str, object] = {"token": token}
         for name, linear in self.model.outputs.items():
-            log_probs = linear(output).log_softmax(-1)[0]
+            with torch.no_grad():
+                log_probs = linear(output).log_softmax(-1)[0]
             best = int(log_probs.argmax())
             row[name] = self.predictor.bundle.vocabs.labels[name].itos[best]
             row[f"{name}_prob"] = float(log_probs[best].exp())
@@ -186,7 +191,9 @@ def _chunks(sentences: Sequence[Sentence], size: int, *, equal_lengths: bool) ->
     order = sorted(range(len(sentences)), key=lambda i: len(sentences[i].words))
     chunk: list[int] = []
     for index in order:
-        if chunk and (len(chunk) == size or (equal_lengths and len(sentences[index].words) != len(sentences[chunk[0]].words))):
+        if chunk and (
+            len(chunk) == size or (equal_lengths and len(sentences[index].words) != len(sentences[chunk[0]].words))
+        ):
             yield chunk
             chunk = []
         chunk.append(index)

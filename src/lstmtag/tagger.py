@@ -60,7 +60,9 @@ class Tagger(nn.Module):
         self.outputs = nn.ModuleDict({name: nn.Linear(out_size, len(tags)) for name, tags in labels.items()})
         self.heads = nn.ModuleDict(
             {
-                name: CRF(len(tags), labels=tags, constrain_bio=_looks_bio(tags)) if config.head == "crf" else SoftmaxHead()
+                name: CRF(len(tags), labels=tags, constrain_bio=_looks_bio(tags))
+                if config.head == "crf"
+                else SoftmaxHead()
                 for name, tags in labels.items()
             }
         )
@@ -91,7 +93,7 @@ class Tagger(nn.Module):
 
     @torch.no_grad()
     def decode(self, batch: Batch) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """name -> (tag ids (B, T), probability of each chosen tag (B, T))."""
+        """Name -> (tag ids (B, T), probability of each chosen tag (B, T))."""
         emissions = self(batch)
         return {name: self.heads[name].decode(emissions[name], batch.mask) for name in emissions}
 

@@ -151,9 +151,17 @@ def train_tagger(
             if on_progress is not None and (step % 20 == 0 or step == len(batches)):
                 now = time.perf_counter()
                 on_progress(
-                    Progress(epoch, settings.epochs, step, len(batches), loss_sum / step,
-                             window_tokens / max(now - window_start, 1e-9), now - started,
-                             best_accuracy=max(state["best_accuracy"], 0.0), lr=lr)
+                    Progress(
+                        epoch,
+                        settings.epochs,
+                        step,
+                        len(batches),
+                        loss_sum / step,
+                        window_tokens / max(now - window_start, 1e-9),
+                        now - started,
+                        best_accuracy=max(state["best_accuracy"], 0.0),
+                        lr=lr,
+                    )
                 )
         if stopped_by == "time" and step == 1:
             break  # the budget ran out before this epoch did any work
@@ -162,7 +170,12 @@ def train_tagger(
         state["epoch"] = epoch
         if accuracy > state["best_accuracy"]:
             state.update(best_accuracy=accuracy, best_epoch=epoch, bad_epochs=0)
-            best_info = {**info, "epoch": epoch, "dev_accuracy": accuracy, "train_seconds": time.perf_counter() - started}
+            best_info = {
+                **info,
+                "epoch": epoch,
+                "dev_accuracy": accuracy,
+                "train_seconds": time.perf_counter() - started,
+            }
             save_tagger(out, TaggerBundle(evaluated, vocabs, config, best_info))
         else:
             state["bad_epochs"] += 1
@@ -170,15 +183,27 @@ def train_tagger(
         _save_state(state_file, model, optimizer, averaged, rng, state, config)
         if on_progress is not None:
             on_progress(
-                Progress(epoch, settings.epochs, len(batches), len(batches), loss_sum / max(step, 1), 0.0,
-                         state["elapsed"], dev_accuracy=accuracy, best_accuracy=state["best_accuracy"], event="epoch")
+                Progress(
+                    epoch,
+                    settings.epochs,
+                    len(batches),
+                    len(batches),
+                    loss_sum / max(step, 1),
+                    0.0,
+                    state["elapsed"],
+                    dev_accuracy=accuracy,
+                    best_accuracy=state["best_accuracy"],
+                    event="epoch",
+                )
             )
         if stopped_by == "time":
             break
         if state["bad_epochs"] >= settings.patience:
             stopped_by = "patience"
             break
-    return TrainResult(state["best_accuracy"], state["best_epoch"], state["epoch"], time.perf_counter() - started, stopped_by)
+    return TrainResult(
+        state["best_accuracy"], state["best_epoch"], state["epoch"], time.perf_counter() - started, stopped_by
+    )
 
 
 def _save_state(path: Path, model, optimizer, averaged, rng: random.Random, state: dict, config: Config) -> None:

@@ -74,7 +74,7 @@ def log_partition(
     start: torch.Tensor,
     end: torch.Tensor,
 ) -> torch.Tensor:
-    """log of the summed score of all tag sequences (the forward algorithm): (B,).
+    """Log of the summed score of all tag sequences (the forward algorithm): (B,).
 
     The sum-product twin of ``viterbi``, with the same arguments. Its gradient with respect to the
     emissions is each tag's marginal probability at each position.
@@ -112,9 +112,14 @@ def marginals(
     start: torch.Tensor,
     end: torch.Tensor,
 ) -> torch.Tensor:
-    """p(tag at position t = k | sentence): (B, T, K), as the gradient of ``log_partition``."""
+    """p(tag at position t = k | sentence): (B, T, K), as the gradient of ``log_partition``.
+
+    Computed in float64: the forward scores grow with sentence length, and in float32 the rounding
+    of a 10,000-token sentence was seen to push marginals 4% above 1.
+    """
     with torch.enable_grad():
-        leaf = emissions.detach().requires_grad_(True)
-        total = log_partition(leaf, transitions.detach(), mask, start.detach(), end.detach()).sum()
+        leaf = emissions.detach().double().requires_grad_(True)
+        parts = (t.detach().double() for t in (transitions, start, end))
+        total = log_partition(leaf, next(parts), mask, next(parts), next(parts)).sum()
         (gradient,) = torch.autograd.grad(total, leaf)
-    return gradient
+    return gradient.to(emissions.dtype)

@@ -1,0 +1,38 @@
+from pathlib import Path
+
+import pytest
+
+from lstmtag.config import load_config
+from lstmtag.data import load_labelled
+
+DATA = Path(__file__).parent / "data"
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+EWT = SHARED / "ud" / "en_ewt"
+
+TINY = [
+    "model.word_dim=16",
+    "model.char_dim=8",
+    "model.char_hidden=8",
+    "model.hidden_size=24",
+    "model.num_layers=2",
+    "model.dropout=0.0",
+    "model.word_dropout=0.0",
+    "train.ema=0.0",
+    "train.lr=0.01",
+    "train.batch_size=8",
+    "train.threads=1",
+]
+
+
+def tiny_config(*overrides: str):
+    return load_config(None, [*TINY, *overrides])
+
+
+@pytest.fixture(scope="session")
+def sample():
+    return load_labelled(DATA / "ewt_sample.conllu", "conllu", ["upos", "xpos"])
+
+
+@pytest.fixture(scope="session")
+def dev_sample():
+    return load_labelled(DATA / "ewt_dev_sample.conllu", "conllu", ["upos", "xpos"])

@@ -1,0 +1,108 @@
+import json
+
+import pytest
+from tests.conftest import DATA, TINY
+from typer.testing import CliRunner
+
+from lstmtag.cli import app
+
+runner = CliRunner()
+SAMPLE = str(DATA / "ewt_sample.conllu")
+DEV = str(DATA / "ewt_dev_sample.conllu")
+
+
+def _sets(*extra):
+    return [arg for setting in (*TINY, *extra) for arg in ("--set", setting)]
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "m.safetensors"
+    result = runner.invoke(app, ["train", "--train", SAMPLE, "--dev", DEV, "--out", str(out), *_sets("train.epochs=2")])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_train_and_resume(model):
+    result = runner.invoke(
+        app, ["train", "--train", SAMPLE, "--dev", DEV, "--out", str(model), "--resume", *_sets("train.epochs=3")]
+    )
+    assert result.exit_code == 0, result.output
+    assert "best dev accuracy" in result.output
+
+
+def test_evaluate_json(model):
+    result = runner.invoke(app, ["evaluate", str(model), DEV, "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert set(report) >= {"columns", "sentences", "tokens", "seconds", "tokens_per_second"}
+    assert set(report["columns"]["upos"]) >= {"accuracy", "known_accuracy", "unknown_accuracy", "per_tag"}
+    assert report["sentences"] == 15
+
+
+def test_evaluate_table(model):
+    result = runner.invoke(app, ["evaluate", str(model), DEV])
+    assert result.exit_code == 0 and "top confusions" in result.output
+
+
+def test_tag_conllu_keeps_everything_else(model, tmp_path):
+    out = tmp_path / "tagged.conllu"
+    result = runner.invoke(app, ["tag", "--model", str(model), SAMPLE, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    original = (DATA / "ewt_sample.conllu").read_text(encoding="utf-8").split("\n")
+    tagged = out.read_text(encoding="utf-8").split("\n")
+    assert len(original) == len(tagged)
+    for a, b in zip(original, tagged, strict=True):
+        if a.startswith("#") or not a or not a.split("\t")[0].isdigit():
+            assert a == b
+        else:
+            x, y = a.split("\t"), b.split("\t")
+            assert x[:3] == y[:3] and x[5:] == y[5:]
+
+
+@pytest.mark.parametrize(("fmt", "output"), [("text", "jsonl"), ("text", "tsv"), ("jsonl", "table")])
+def test_tag_other_formats(model, tmp_path, fmt, output):
+    path = tmp_path / "in"
+    path.write_text('{"tokens": ["The", "cow"]}\n' if fmt == "jsonl" else "The cow\n", encoding="utf-8")
+    result = runner.invoke(app, ["tag", "--model", str(model), "--input", fmt, "--output", output, str(path)])
+    assert result.exit_code == 0, result.output
+    assert "cow" in result.stdout
+
+
+def test_inspect_json_and_plot(model, tmp_path):
+    plot = tmp_path / "trace.png"
+    result = runner.invoke(app, ["inspect", "--model", str(model), "The cow jumped", "--json", "--plot", str(plot)])
+    assert result.exit_code == 0, result.output
+    trace = json.loads(result.stdout)
+    assert trace["tokens"] == ["The", "cow", "jumped"]
+    assert {layer["direction"] for layer in trace["layers"]} == {"forward", "backward"}
+    assert plot.stat().st_size > 10_000
+    table = runner.invoke(app, ["inspect", "--model", str(model), "The cow jumped"])
+    assert table.exit_code == 0 and "forget" in table.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["evaluate", "missing.safetensors", DEV], "no such model file"),
+        (["tag", "--model", "x", "--output", "xml", SAMPLE], "--output"),
+        (["train", "--train", "nope.conllu", "--dev", DEV, "--out", "x.safetensors"], "nope.conllu"),
+        (
+            ["train", "--train", SAMPLE, "--dev", DEV, "--out", "x.safetensors", "--set", "model.bogus=1"],
+            "unknown setting",
+        ),
+    ],
+)
+def test_errors_exit_2_without_traceback(args, message):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_malformed_training_file_names_line(tmp_path):
+    bad = tmp_path / "bad.conllu"
+    bad.write_text("1\tThe\tthe\tDET\n", encoding="utf-8")
+    result = runner.invoke(app, ["train", "--train", str(bad), "--dev", DEV, "--out", str(tmp_path / "m.safetensors")])
+    assert result.exit_code == 2
+    assert f"{bad}:1:" in result.output.replace("\n", "")

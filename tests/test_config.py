@@ -1,0 +1,32 @@
+import pytest
+
+from lstmtag.config import Config, load_config, parse_override
+
+
+def test_defaults_round_trip_through_dict():
+    config = Config()
+    assert Config.from_dict(config.to_dict()) == config
+
+
+def test_toml_and_overrides(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[model]\nhidden_size = 50\n[data]\ncolumns = ["upos"]\n', encoding="utf-8")
+    config = load_config(path, ["model.head=crf", "train.lr=0.5", "data.columns=upos,feats"])
+    assert config.model.hidden_size == 50
+    assert config.model.head == "crf"
+    assert config.train.lr == 0.5
+    assert config.data.columns == ("upos", "feats")
+
+
+def test_typos_and_wrong_types_are_errors():
+    with pytest.raises(ValueError, match="unknown setting"):
+        load_config(None, ["model.hiden_size=3"])
+    with pytest.raises(ValueError, match="must be an integer"):
+        load_config(None, ["model.hidden_size=big"])
+    with pytest.raises(ValueError, match="section.key=value"):
+        parse_override("hidden_size=3")
+
+
+def test_shipped_presets_load():
+    for name in ("pos", "hmm", "pos_crf", "lesson"):
+        load_config(f"configs/{name}.toml")

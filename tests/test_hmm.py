@@ -1,0 +1,85 @@
+import itertools
+
+import pytest
+import torch
+from tests.conftest import tiny_config
+
+from lstmtag.batch import make_batch
+from lstmtag.data import Sentence
+from lstmtag.hmm import IMPOSSIBLE, _decode_candidates
+from lstmtag.models import load_tagger, save_tagger
+from lstmtag.predict import Predictor
+from lstmtag.train import train_tagger
+
+
+@pytest.fixture(scope="module")
+def hmm(sample, tmp_path_factory):
+    out = tmp_path_factory.mktemp("hmm") / "hmm.safetensors"
+    result = train_tagger(sample, sample[:10], tiny_config("model.kind=hmm"), out)
+    return out, result
+
+
+def test_fits_and_tags_its_training_data_well(hmm, sample):
+    out, result = hmm
+    assert result.best_accuracy > 0.9
+    report = Predictor.load(out).evaluate(sample)
+    assert report["columns"]["upos"]["accuracy"] > 0.9
+
+
+def test_save_load_identical_and_batched_equals_single(hmm, dev_sample, tmp_path):
+    out, _ = hmm
+    bundle = load_tagger(out)
+    again = tmp_path / "again.safetensors"
+    save_tagger(again, bundle)
+    first, second = Predictor(bundle), Predictor.load(again)
+    together = first.predict(dev_sample)
+    assert [t.tags for t in together] == [t.tags for t in second.predict(dev_sample)]
+    for sentence, tagged in zip(dev_sample, together, strict=True):
+        assert first.predict([sentence])[0].tags == tagged.tags
+
+
+def test_unknown_words_get_tags_from_suffixes(hmm):
+    out, _ = hmm
+    rows = Predictor.load(out).tag(["Zorblaxian", "quibbled", "the", "🙂"])
+    assert all(0 < r["upos_prob"] <= 1 for r in rows)
+
+
+def test_candidate_decoding_equals_full_viterbi_when_all_tags_are_candidates():
+    torch.manual_seed(0)
+    tags = 3
+    size = tags + 1
+    transitions = torch.randn(size, size, size).log_softmax(-1)
+    emissions = torch.randn(2, 4, size)
+    emissions[..., -1] = IMPOSSIBLE
+    mask = torch.tensor([[True] * 4, [True, True, False, False]])
+    chosen, probs = _decode_candidates(emissions, transitions, mask, candidates=tags)
+    boundary = size - 1
+    for b, length in enumerate([4, 2]):
+
+        def score(path, b=b):
+            padded = [boundary, boundary, *path, boundary]
+            total = sum(float(emissions[b, t, tag]) for t, tag in enumerate(path))
+            return total + sum(
+                float(transitions[padded[i], padded[i + 1], padded[i + 2]]) for i in range(len(padded) - 2)
+            )
+
+        paths = list(itertools.product(range(tags), repeat=length))
+        best = max(paths, key=score)
+        assert chosen[b, :length].tolist() == list(best)
+        weights = torch.tensor([score(p) for p in paths]).softmax(0)
+        marginal = sum(w for w, p in zip(weights, paths, strict=True) if p[0] == best[0])
+        assert float(probs[b, 0]) == pytest.approx(float(marginal), abs=1e-5)
+
+
+def test_hmm_has_nothing_to_inspect(hmm):
+    out, _ = hmm
+    with pytest.raises(ValueError, match="no LSTM"):
+        Predictor.load(out).inspect(["a"])
+
+
+def test_batch_of_hmm_words_uses_exact_forms(hmm):
+    out, _ = hmm
+    bundle = load_tagger(out)
+    assert bundle.vocabs.word_form == "exact"
+    batch = make_batch([Sentence(["The"])], bundle.vocabs)
+    assert batch.words[0, 0] != 1

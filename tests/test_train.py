@@ -1,0 +1,47 @@
+import pytest
+import torch
+from tests.conftest import tiny_config
+
+from lstmtag.checkpoint import read
+from lstmtag.train import resume_path, train_tagger
+
+
+def test_resume_continues_exactly_where_training_stopped(sample, tmp_path):
+    config = tiny_config(
+        "train.epochs=3", "train.patience=10", "model.dropout=0.2", "model.word_dropout=0.25", "train.ema=0.9"
+    )
+    straight = tmp_path / "straight.safetensors"
+    train_tagger(sample[:16], sample[:6], config, straight)
+    # The same run, "killed" right after its first epoch, then resumed.
+    interrupted = tmp_path / "interrupted.safetensors"
+
+    def kill_after_first_epoch(progress):
+        if progress.event == "epoch":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_tagger(sample[:16], sample[:6], config, interrupted, on_progress=kill_after_first_epoch)
+    assert resume_path(interrupted).is_file()
+    result = train_tagger(sample[:16], sample[:6], config, interrupted, resume=True)
+    assert result.epochs_run == 3
+    a = read(resume_path(straight)).tensors
+    b = read(resume_path(interrupted)).tensors
+    for name in a:
+        if name.startswith("model."):
+            assert torch.equal(a[name], b[name]), name
+
+
+def test_time_budget_keeps_best_model(sample, tmp_path):
+    out = tmp_path / "m.safetensors"
+    result = train_tagger(sample[:16], sample[:6], tiny_config("train.epochs=1000", "train.max_minutes=0.02"), out)
+    assert result.stopped_by == "time"
+    assert out.is_file()
+
+
+def test_info_and_config_are_saved(sample, tmp_path):
+    out = tmp_path / "m.safetensors"
+    train_tagger(sample[:8], sample[:4], tiny_config("train.epochs=1"), out, info={"command": "test"})
+    saved = read(out)
+    assert saved.info["command"] == "test"
+    assert saved.config["model"]["hidden_size"] == 24
+    assert "upos" in saved.vocabs["labels"]
