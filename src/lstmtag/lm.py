@@ -1,0 +1,206 @@
+"""LSTM language model: predict the next character or word, carrying (h, c) from call to call.
+
+``LanguageModel`` is what users hold: ``init_state``, ``step`` (one token, one LSTM step on the
+carried state), ``generate`` (streams text; each new token costs one step, never a re-run of the
+prefix), ``score`` (perplexity over a stream of chunks, state carried across them) and ``inspect``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from lstmtag import checkpoint
+from lstmtag.config import Config, LMConfig
+from lstmtag.inspector import Trace, single, trace_lstm
+from lstmtag.vocab import Vocab
+
+State = tuple[torch.Tensor, torch.Tensor]
+
+
+class LSTMLanguageModel(nn.Module):
+    """Embedding -> stacked nn.LSTM (dropout between layers) -> linear decoder, weights tied if asked.
+
+    Weight tying (Press & Wolf 2017; Inan et al. 2017) shares the embedding with the decoder; it
+    needs ``embed_dim == hidden_size``.
+    """
+
+    def __init__(self, config: LMConfig, vocab_size: int) -> None:
+        super().__init__()
+        if config.tie_weights and config.embed_dim != config.hidden_size:
+            raise ValueError(
+                f"lm.tie_weights needs lm.embed_dim == lm.hidden_size (got {config.embed_dim} and "
+                f"{config.hidden_size}); set them equal or set lm.tie_weights = false"
+            )
+        self.config = config
+        self.embedding = nn.Embedding(vocab_size, config.embed_dim)
+        self.lstm = nn.LSTM(
+            config.embed_dim,
+            config.hidden_size,
+            num_layers=config.num_layers,
+            dropout=config.dropout if config.num_layers > 1 else 0.0,
+            batch_first=True,
+        )
+        self.dropout = nn.Dropout(config.dropout)
+        self.decoder = nn.Linear(config.hidden_size, vocab_size)
+        if config.tie_weights:
+            self.decoder.weight = self.embedding.weight
+
+    def init_state(self, batch_size: int = 1) -> State:
+        """Zeros, shaped (num_layers, batch, hidden) for h and for c."""
+        shape = (self.config.num_layers, batch_size, self.config.hidden_size)
+        weight = self.decoder.weight
+        return weight.new_zeros(shape), weight.new_zeros(shape)
+
+    def forward(self, ids: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """ids (B, T) -> logits (B, T, V) and the state after the last step."""
+        embedded = self.dropout(self.embedding(ids))
+        output, state = self.lstm(embedded, state)
+        return self.decoder(self.dropout(output)), state
+
+
+def detach_state(state: State) -> State:
+    """Keep the values, cut the graph: truncated back-propagation through time."""
+    return state[0].detach(), state[1].detach()
+
+
+def tokenize(text: str, unit: str) -> list[str]:
+    """Characters, or whitespace-separated words with ``<eos>`` at each line end (as word_language_model)."""
+    if unit == "char":
+        return list(text)
+    tokens = []
+    for line in text.split("\n"):
+        tokens.extend(line.split())
+        tokens.append("<eos>")
+    return tokens[:-1] if text.endswith("\n") or not text else tokens
+
+
+@dataclass
+class LanguageModel:
+    """A trained language model with its vocabulary: the user-facing object."""
+
+    model: LSTMLanguageModel
+    vocab: Vocab
+    config: Config
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def unit(self) -> str:
+        return self.config.lm.unit
+
+    @property
+    def is_char_model(self) -> bool:
+        return self.unit == "char"
+
+    def encode(self, text: str | list[str]) -> list[int]:
+        """Token ids; characters or words outside the vocabulary become ``<unk>``."""
+        tokens = tokenize(text, self.unit) if isinstance(text, str) else text
+        return self.vocab.ids(tokens)
+
+    def init_state(self, batch_size: int = 1) -> State:
+        return self.model.init_state(batch_size)
+
+    @torch.no_grad()
+    def step(self, token: str | int, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """One token in, next-token logits (V,) and the new state out."""
+        self.model.eval()
+        index = token if isinstance(token, int) else self.vocab.id(token)
+        logits, state = self.model(torch.tensor([[index]]), state or self.init_state())
+        return logits[0, -1], state
+
+    @torch.no_grad()
+    def generate(
+        self,
+        prompt: str,
+        length: int,
+        *,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        seed: int | None = None,
+    ) -> Iterator[str]:
+        """Yield ``length`` new tokens after ``prompt``, one LSTM step each on the carried state."""
+        if temperature <= 0:
+            raise ValueError("temperature must be > 0")
+        self.model.eval()
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        ids = self.encode(prompt) if prompt else [self.vocab.id("\n" if self.is_char_model else "<eos>")]
+        logits, state = self.model(torch.tensor([ids]), self.init_state())  # the prompt: one call
+        logits = logits[0, -1]
+        separator = "" if self.is_char_model else " "
+        for _ in range(length):
+            scores = logits / temperature
+            scores[0] = -math.inf  # never <pad>
+            if top_k > 0:
+                threshold = scores.topk(min(top_k, scores.numel())).values[-1]
+                scores = scores.masked_fill(scores < threshold, -math.inf)
+            index = int(torch.multinomial(scores.softmax(-1), 1, generator=generator))
+            token = self.vocab.itos[index]
+            yield ("\n" if token == "<eos>" else token) + ("" if token == "<eos>" else separator)
+            logits, state = self.model(torch.tensor([[index]]), state)
+            logits = logits[0, -1]
+
+    @torch.no_grad()
+    def score(self, chunks: Iterable[str]) -> dict[str, float]:
+        """Mean loss (nats), bits per token and perplexity over text arriving in chunks.
+
+        The state and the last token of each chunk carry into the next, so the result does not
+        depend on how the text is cut. The first token is only context (it has no prediction).
+        """
+        self.model.eval()
+        state, previous = self.init_state(), None
+        total, count = 0.0, 0
+        loss = nn.CrossEntropyLoss(reduction="sum")
+        for chunk in chunks:
+            ids = self.encode(chunk) if not self.is_char_model else self.vocab.ids(chunk)
+            if previous is not None:
+                ids = [previous, *ids]
+            if len(ids) < 2:
+                previous = ids[-1] if ids else previous
+                continue
+            inputs = torch.tensor([ids[:-1]])
+            logits, state = self.model(inputs, state)
+            total += float(loss(logits[0], torch.tensor(ids[1:])))
+            count += len(ids) - 1
+            previous = ids[-1]
+        if count == 0:
+            raise ValueError("nothing to score: the text needs at least two tokens")
+        nats = total / count
+        return {"loss": nats, "bits_per_token": nats / math.log(2), "perplexity": math.exp(min(nats, 700.0)),
+                "tokens": count}
+
+    def inspect(self, text: str | list[str]) -> Trace:
+        """h, c and the gates of every layer for a text (characters, or words for a word model)."""
+        tokens = list(text) if self.is_char_model and isinstance(text, str) else list(text)
+        if isinstance(text, str) and not self.is_char_model:
+            tokens = text.split()
+        ids = torch.tensor([self.vocab.ids(tokens)])
+        self.model.eval()
+        with torch.no_grad():
+            embedded = self.model.embedding(ids)
+            logits, _ = self.model(ids)
+        _, _, traces = trace_lstm(self.model.lstm, embedded, module="lm")
+        probs = logits[0].softmax(-1)
+        best = probs.argmax(-1)
+        following = [{"tag": self.vocab.itos[int(i)], "prob": float(probs[t, i])} for t, i in enumerate(best)]
+        return Trace(tokens, {"next": following}, single(traces))
+
+    def to_file(self) -> checkpoint.ModelFile:
+        return checkpoint.ModelFile("lm", self.config.to_dict(), {"tokens": self.vocab.to_list()},
+                                    dict(self.model.state_dict()), self.info)
+
+    @classmethod
+    def from_file(cls, model_file: checkpoint.ModelFile, source: str) -> LanguageModel:
+        try:
+            config = Config.from_dict(model_file.config)
+            vocab = Vocab(model_file.vocabs["tokens"])
+            model = LSTMLanguageModel(config.lm, len(vocab))
+            model.load_state_dict(model_file.tensors, strict=True)
+        except (ValueError, KeyError, RuntimeError, TypeError) as error:
+            raise checkpoint.ModelFileError(f"{source}: language model file does not match its config: {error}") from None
+        model.eval()
+        return cls(model, vocab, config, model_file.info)
