@@ -106,3 +106,33 @@ def test_malformed_training_file_names_line(tmp_path):
     result = runner.invoke(app, ["train", "--train", str(bad), "--dev", DEV, "--out", str(tmp_path / "m.safetensors")])
     assert result.exit_code == 2
     assert f"{bad}:1:" in result.output.replace("\n", "")
+
+
+def test_lm_commands(tmp_path):
+    text = tmp_path / "t.txt"
+    text.write_text("to be or not to be, that is the question.\n" * 30, encoding="utf-8")
+    out = tmp_path / "lm.safetensors"
+    args = ["lm", "train", "--text", str(text), "--out", str(out)]
+    for setting in (
+        "lm.embed_dim=8",
+        "lm.hidden_size=16",
+        "lm.batch_size=4",
+        "lm.seq_len=16",
+        "lm.epochs=2",
+        "lm.eval_every=10",
+    ):
+        args += ["--set", setting]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    generated = runner.invoke(
+        app, ["lm", "generate", "--model", str(out), "--prompt", "to be", "--length", "20", "--seed", "3"]
+    )
+    assert generated.exit_code == 0 and generated.stdout.startswith("to be")
+    scored = runner.invoke(app, ["lm", "score", "--model", str(out), str(text), "--json", "--chunk-chars", "50"])
+    assert scored.exit_code == 0 and json.loads(scored.stdout)["tokens"] == len(text.read_text()) - 1
+    inspected = runner.invoke(app, ["inspect", "--model", str(out), "to be", "--json"])
+    assert inspected.exit_code == 0 and json.loads(inspected.stdout)["tokens"] == list("to be")
+    empty = tmp_path / "empty.txt"
+    empty.write_text("", encoding="utf-8")
+    failed = runner.invoke(app, ["lm", "train", "--text", str(empty), "--out", str(out)])
+    assert failed.exit_code == 2 and "no text" in failed.output

@@ -23,7 +23,7 @@ from lstmtag.data import DataError
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="LSTM sequence models you can see inside.")
 lm_app = typer.Typer(add_completion=False, no_args_is_help=True, help="LSTM language models.")
 app.add_typer(lm_app, name="lm")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True, highlight=False)
 out = Console(highlight=False, soft_wrap=True)
 
 
@@ -268,9 +268,13 @@ def lm_train(
     out_file: Annotated[Path, typer.Option("--out", help="Where to write the best model (.safetensors).")],
     unit: Annotated[str | None, typer.Option(help="char or word (overrides lm.unit).")] = None,
     valid_file: Annotated[Path | None, typer.Option("--valid", help="Validation text (default: the last 10%).")] = None,
-    config_file: Annotated[Path | None, typer.Option("--config", help="TOML preset, e.g. configs/lm_char.toml.")] = None,
+    config_file: Annotated[
+        Path | None, typer.Option("--config", help="TOML preset, e.g. configs/lm_char.toml.")
+    ] = None,
     overrides: Annotated[list[str] | None, typer.Option("--set", help="Override a setting: lm.key=value.")] = None,
-    max_minutes: Annotated[float | None, typer.Option(help="Stop after this many minutes, keeping the best model.")] = None,
+    max_minutes: Annotated[
+        float | None, typer.Option(help="Stop after this many minutes, keeping the best model.")
+    ] = None,
     resume: Annotated[bool, typer.Option(help="Continue from the training state saved beside --out.")] = False,
 ) -> None:
     """Train an LSTM language model with truncated BPTT; the hidden state carries across batches."""
@@ -288,17 +292,34 @@ def lm_train(
 
     def show(progress) -> None:
         if progress.event == "valid":
-            value = progress.valid_loss / 0.6931471805599453 if per == "bits/char" else min(2.718281828 ** progress.valid_loss, 1e30)
-            console.print(f"step {progress.step}: valid loss {progress.valid_loss:.4f} nats ({per} {value:.3f}), "
-                          f"best {progress.best_valid_loss:.4f}, {progress.elapsed / 60:.1f} min")
+            value = (
+                progress.valid_loss / 0.6931471805599453
+                if per == "bits/char"
+                else min(2.718281828**progress.valid_loss, 1e30)
+            )
+            console.print(
+                f"step {progress.step}: valid loss {progress.valid_loss:.4f} nats ({per} {value:.3f}), "
+                f"best {progress.best_valid_loss:.4f}, {progress.elapsed / 60:.1f} min"
+            )
         elif progress.step % 100 == 0:
-            console.print(f"step {progress.step} epoch {progress.epoch}: loss {progress.loss:.4f}, "
-                          f"{progress.tokens_per_second:,.0f} tokens/s")
+            console.print(
+                f"step {progress.step} epoch {progress.epoch}: loss {progress.loss:.4f}, "
+                f"{progress.tokens_per_second:,.0f} tokens/s"
+            )
 
-    result = train_lm(text, config, out_file, valid_text=valid, resume=resume, on_progress=show,
-                      info={"command": "lstmtag " + " ".join(sys.argv[1:]), "text_file": str(text_file)})
-    console.print(f"best valid loss {result.best_valid_loss:.4f} nats after {result.steps} steps, "
-                  f"{result.seconds / 60:.1f} min (stopped by {result.stopped_by}); milestones {result.milestones}")
+    result = train_lm(
+        text,
+        config,
+        out_file,
+        valid_text=valid,
+        resume=resume,
+        on_progress=show,
+        info={"command": "lstmtag " + " ".join(sys.argv[1:]), "text_file": str(text_file)},
+    )
+    console.print(
+        f"best valid loss {result.best_valid_loss:.4f} nats after {result.steps} steps, "
+        f"{result.seconds / 60:.1f} min (stopped by {result.stopped_by}); milestones {result.milestones}"
+    )
 
 
 @lm_app.command()
@@ -350,8 +371,10 @@ def score(
     if as_json:
         out.print(json.dumps(result))
     else:
-        out.print(f"{result['tokens']} tokens: loss {result['loss']:.4f} nats, {result['bits_per_token']:.4f} bits per "
-                  f"{'character' if language_model.is_char_model else 'word'}, perplexity {result['perplexity']:.3f}")
+        out.print(
+            f"{result['tokens']} tokens: loss {result['loss']:.4f} nats, {result['bits_per_token']:.4f} bits per "
+            f"{'character' if language_model.is_char_model else 'word'}, perplexity {result['perplexity']:.3f}"
+        )
 
 
 def _load_lm(lstmtag, model: str):
@@ -359,6 +382,32 @@ def _load_lm(lstmtag, model: str):
     if not hasattr(loaded, "generate"):
         raise ValueError(f"{model} is a tagger, not a language model")
     return loaded
+
+
+@app.command()
+@friendly_errors
+def serve(
+    models: Annotated[
+        list[str] | None, typer.Option("--model", "-m", help="A model to load: en, PATH or NAME=PATH (repeat).")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    max_wait_ms: Annotated[float, typer.Option(help="How long a request may wait to be batched with others.")] = 5.0,
+) -> None:
+    """Serve taggers over HTTP (POST /tag, POST /inspect, GET /models, /health, /docs) and the web page at /."""
+    import uvicorn
+
+    from lstmtag.predict import Predictor
+    from lstmtag.serve import Limits, create_app
+
+    predictors = {}
+    for spec in models or ["en"]:
+        name, _, path = (
+            spec.rpartition("=") if "=" in spec else (Path(spec).name.removesuffix(".safetensors"), "", spec)
+        )
+        predictors[name] = Predictor.load(path)
+    console.print(f"serving {sorted(predictors)} on http://{host}:{port}/ (API docs at /docs)")
+    uvicorn.run(create_app(predictors, Limits(max_wait_ms=max_wait_ms)), host=host, port=port, log_level="warning")
 
 
 def main() -> None:  # pragma: no cover - entry point for ``python -m lstmtag``

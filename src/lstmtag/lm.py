@@ -58,7 +58,7 @@ class LSTMLanguageModel(nn.Module):
         return weight.new_zeros(shape), weight.new_zeros(shape)
 
     def forward(self, ids: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
-        """ids (B, T) -> logits (B, T, V) and the state after the last step."""
+        """Ids (B, T) -> logits (B, T, V) and the state after the last step."""
         embedded = self.dropout(self.embedding(ids))
         output, state = self.lstm(embedded, state)
         return self.decoder(self.dropout(output)), state
@@ -77,7 +77,7 @@ def tokenize(text: str, unit: str) -> list[str]:
     for line in text.split("\n"):
         tokens.extend(line.split())
         tokens.append("<eos>")
-    return tokens[:-1] if text.endswith("\n") or not text else tokens
+    return tokens[:-1]  # the last piece has no line end after it
 
 
 @dataclass
@@ -170,8 +170,12 @@ class LanguageModel:
         if count == 0:
             raise ValueError("nothing to score: the text needs at least two tokens")
         nats = total / count
-        return {"loss": nats, "bits_per_token": nats / math.log(2), "perplexity": math.exp(min(nats, 700.0)),
-                "tokens": count}
+        return {
+            "loss": nats,
+            "bits_per_token": nats / math.log(2),
+            "perplexity": math.exp(min(nats, 700.0)),
+            "tokens": count,
+        }
 
     def inspect(self, text: str | list[str]) -> Trace:
         """h, c and the gates of every layer for a text (characters, or words for a word model)."""
@@ -190,8 +194,9 @@ class LanguageModel:
         return Trace(tokens, {"next": following}, single(traces))
 
     def to_file(self) -> checkpoint.ModelFile:
-        return checkpoint.ModelFile("lm", self.config.to_dict(), {"tokens": self.vocab.to_list()},
-                                    dict(self.model.state_dict()), self.info)
+        return checkpoint.ModelFile(
+            "lm", self.config.to_dict(), {"tokens": self.vocab.to_list()}, dict(self.model.state_dict()), self.info
+        )
 
     @classmethod
     def from_file(cls, model_file: checkpoint.ModelFile, source: str) -> LanguageModel:
@@ -201,6 +206,8 @@ class LanguageModel:
             model = LSTMLanguageModel(config.lm, len(vocab))
             model.load_state_dict(model_file.tensors, strict=True)
         except (ValueError, KeyError, RuntimeError, TypeError) as error:
-            raise checkpoint.ModelFileError(f"{source}: language model file does not match its config: {error}") from None
+            raise checkpoint.ModelFileError(
+                f"{source}: language model file does not match its config: {error}"
+            ) from None
         model.eval()
         return cls(model, vocab, config, model_file.info)

@@ -172,8 +172,15 @@ def train_lm(
         loss_count += 1
         if on_progress is not None and run["step"] % 10 == 0:
             now = time.perf_counter()
-            on_progress(LMProgress(run["step"], run["step"] // windows_per_epoch + 1, loss_sum / loss_count,
-                                   window_tokens / (now - window_start), now - started))
+            on_progress(
+                LMProgress(
+                    run["step"],
+                    run["step"] // windows_per_epoch + 1,
+                    loss_sum / loss_count,
+                    window_tokens / (now - window_start),
+                    now - started,
+                )
+            )
             window_start, window_tokens, loss_sum, loss_count = now, 0, 0.0, 0
         if run["step"] % settings.eval_every == 0 or run["step"] == total_steps:
             _validate(model, valid_data, vocab, config, out, run, started, info, optimizer, state_file, on_progress)
@@ -198,7 +205,11 @@ def _validate(model, valid_data, vocab, config, out, run, started, info, optimiz
     optimizer_tensors, optimizer_settings = checkpoint.optimizer_tensors(optimizer)
     tensors.update(optimizer_tensors)
     tensors["torch_rng"] = torch.get_rng_state()
-    checkpoint.save(state_file, checkpoint.ModelFile("training-state", config.to_dict(), {}, tensors,
-                                                     {"run": run, "optimizer": optimizer_settings}))
+    checkpoint.save(
+        state_file,
+        checkpoint.ModelFile(
+            "training-state", config.to_dict(), {}, tensors, {"run": run, "optimizer": optimizer_settings}
+        ),
+    )
     if on_progress is not None:
         on_progress(LMProgress(run["step"], 0, 0.0, 0.0, elapsed, valid_loss, run["best_valid_loss"], "valid"))

@@ -1,0 +1,59 @@
+"""Shared helpers for the benchmarks: machine description, timing in a child thread setting, writing results."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+RESULTS = Path(__file__).parent / "results"
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def machine() -> dict[str, object]:
+    """What the numbers were measured on."""
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run(command: list[str]) -> subprocess.CompletedProcess:
+    """Run a CLI command, echoing it, and fail loudly."""
+    print("$", " ".join(command), flush=True)
+    return subprocess.run(command, check=True, capture_output=True, text=True)
+
+
+def lstmtag_command() -> list[str]:
+    return [sys.executable, "-m", "lstmtag"]
+
+
+def write(name: str, payload: dict, table: str) -> None:
+    """bench/results/NAME.json and NAME.md."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    (RESULTS / f"{name}.md").write_text(table + "\n", encoding="utf-8")
+    print(table)

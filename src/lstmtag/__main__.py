@@ -1,0 +1,5 @@
+"""``python -m lstmtag`` runs the command line."""
+
+from lstmtag.cli import app
+
+app()

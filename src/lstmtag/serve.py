@@ -1,0 +1,263 @@
+"""HTTP service: thin FastAPI routes over ``Predictor``, micro-batching, limits, and the web page.
+
+Concurrent ``/tag`` requests for the same model are gathered for up to ``max_wait_ms`` (or until
+``max_batch_sentences``) and tagged as one batch on a worker thread; since batched predictions equal
+one-by-one predictions, every response is exactly what the request would get alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.middleware.base import BaseHTTPMiddleware
+
+from lstmtag.data import Sentence
+from lstmtag.predict import Predictor, Tagged
+
+TOKEN = re.compile(
+    r"n't\b|'(?:s|re|ve|ll|d|m)\b|\w+?(?=n't\b)|\w+(?:[-.]\w+|'(?!(?:s|re|ve|ll|d|m)\b)\w+)*|[^\w\s]", re.IGNORECASE
+)
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def tokenize_text(text: str) -> list[list[str]]:
+    """A simple, documented tokenizer for raw text.
+
+    Sentences end after ``.``, ``!`` or ``?`` followed by whitespace. Tokens are runs of letters and
+    digits (keeping inner hyphens, dots and apostrophes: ``e-mail``, ``U.S``, ``o'clock``), each other
+    non-space character alone, and the clitics ``n't``, ``'s``, ``'re``, ``'ve``, ``'ll``, ``'d``,
+    ``'m`` split off as UD English does (``don't`` -> ``do n't``).
+    """
+    sentences = []
+    for chunk in SENTENCE_END.split(text.strip()):
+        tokens = TOKEN.findall(chunk)
+        if tokens:
+            sentences.append(tokens)
+    return sentences
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_body_bytes: int = 1_000_000
+    max_sentences: int = 256
+    max_tokens: int = 512  # per sentence
+    max_batch_sentences: int = 512
+    max_wait_ms: float = 5.0
+
+
+class TagRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sentences: list[list[str]] | None = Field(None, description="Pre-tokenized sentences.")
+    text: str | None = Field(None, description="Raw text, split by the documented tokenizer.")
+    model: str | None = Field(None, description="Model name (GET /models); the first loaded by default.")
+
+
+class InspectRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tokens: list[str] | None = Field(None, description="One pre-tokenized sentence.")
+    text: str | None = Field(None, description="One sentence of raw text.")
+    model: str | None = None
+
+
+class Batcher:
+    """Gathers concurrent requests for one model into batches tagged on a worker thread."""
+
+    def __init__(self, predictor: Predictor, limits: Limits) -> None:
+        self.predictor = predictor
+        self.limits = limits
+        self.queue: asyncio.Queue[tuple[list[Sentence], asyncio.Future]] = asyncio.Queue()
+        self.worker: asyncio.Task | None = None
+
+    async def tag(self, sentences: list[Sentence]) -> list[Tagged]:
+        if self.worker is None or self.worker.done():
+            self.worker = asyncio.create_task(self._run())
+        future = asyncio.get_running_loop().create_future()
+        await self.queue.put((sentences, future))
+        return await future
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            jobs = [await self.queue.get()]
+            count = len(jobs[0][0])
+            deadline = loop.time() + self.limits.max_wait_ms / 1000
+            while count < self.limits.max_batch_sentences:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    job = await asyncio.wait_for(self.queue.get(), remaining)
+                except TimeoutError:
+                    break
+                jobs.append(job)
+                count += len(job[0])
+            everything = [s for sentences, _ in jobs for s in sentences]
+            try:
+                tagged = await loop.run_in_executor(None, self.predictor.predict, everything)
+            except Exception as error:  # noqa: BLE001 - handed to the requests, never kills the worker
+                for _, future in jobs:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            start = 0
+            for sentences, future in jobs:
+                if not future.done():
+                    future.set_result(tagged[start : start + len(sentences)])
+                start += len(sentences)
+
+
+class BodyLimit(BaseHTTPMiddleware):
+    """Refuse bodies over the limit with 413, before parsing them."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        super().__init__(app)
+        self.max_bytes = max_bytes
+
+    async def dispatch(self, request: Request, call_next):
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            return _error(413, f"request body over {self.max_bytes} bytes")
+        if request.method == "POST":
+            body = await request.body()
+            if len(body) > self.max_bytes:
+                return _error(413, f"request body over {self.max_bytes} bytes")
+        return await call_next(request)
+
+
+def _error(status: int, message: str, field: str | None = None) -> JSONResponse:
+    content: dict[str, Any] = {"error": message}
+    if field is not None:
+        content["field"] = field
+    return JSONResponse(status_code=status, content=content)
+
+
+def _rows(words: list[str], tagged: Tagged) -> list[dict[str, Any]]:
+    rows = []
+    for position, word in enumerate(words):
+        row: dict[str, Any] = {"token": word}
+        for name in tagged.tags:
+            row[name] = tagged.tags[name][position]
+            row[f"{name}_prob"] = tagged.probs[name][position]
+        rows.append(row)
+    return rows
+
+
+def create_app(predictors: dict[str, Predictor], limits: Limits | None = None) -> FastAPI:
+    """The service for the given named models (the first is the default)."""
+    if not predictors:
+        raise ValueError("the service needs at least one model")
+    limits = limits or Limits()
+    app = FastAPI(title="lstmtag", description="LSTM taggers over HTTP, with a look inside.", version="0.1.0")
+    app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
+    batchers = {name: Batcher(predictor, limits) for name, predictor in predictors.items()}
+    default = next(iter(predictors))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        first = error.errors()[0] if error.errors() else {}
+        location = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        if first.get("type") == "json_invalid":
+            return _error(400, "malformed JSON body")
+        return _error(422, f"{location or 'body'}: {first.get('msg', 'invalid request')}", location or None)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
+        detail = error.detail if isinstance(error.detail, dict) else {"error": str(error.detail)}
+        return JSONResponse(status_code=error.status_code, content=detail)
+
+    def choose(name: str | None) -> str:
+        name = name or default
+        if name not in predictors:
+            raise HTTPException(
+                404, {"error": f"unknown model {name!r}; loaded: {sorted(predictors)}", "field": "model"}
+            )
+        return name
+
+    def sentences_from(request: TagRequest) -> list[list[str]]:
+        if (request.sentences is None) == (request.text is None):
+            raise HTTPException(422, {"error": "give exactly one of 'sentences' or 'text'", "field": "sentences"})
+        sentences = request.sentences if request.sentences is not None else tokenize_text(request.text or "")
+        if not sentences:
+            raise HTTPException(
+                422, {"error": "no tokens to tag", "field": "text" if request.text is not None else "sentences"}
+            )
+        if len(sentences) > limits.max_sentences:
+            raise HTTPException(
+                413, {"error": f"over {limits.max_sentences} sentences in one request", "field": "sentences"}
+            )
+        for index, tokens in enumerate(sentences):
+            where = f"sentences.{index}"
+            if not tokens:
+                raise HTTPException(422, {"error": f"{where}: empty sentence", "field": where})
+            if len(tokens) > limits.max_tokens:
+                raise HTTPException(413, {"error": f"{where}: over {limits.max_tokens} tokens", "field": where})
+            for position, token in enumerate(tokens):
+                if not token or token.isspace():
+                    raise HTTPException(
+                        422, {"error": f"{where}.{position}: empty token", "field": f"{where}.{position}"}
+                    )
+        return sentences
+
+    @app.post("/tag")
+    async def tag(request: TagRequest) -> dict[str, Any]:
+        """Tags and probabilities for each token of each sentence."""
+        name = choose(request.model)
+        sentences = sentences_from(request)
+        tagged = await batchers[name].tag([Sentence(list(s)) for s in sentences])
+        return {"model": name, "sentences": [_rows(list(s), t) for s, t in zip(sentences, tagged, strict=True)]}
+
+    @app.post("/inspect")
+    async def inspect(request: InspectRequest) -> dict[str, Any]:
+        """The inspector's trace (h, c and the gates per layer and direction) for one sentence."""
+        name = choose(request.model)
+        if (request.tokens is None) == (request.text is None):
+            raise HTTPException(422, {"error": "give exactly one of 'tokens' or 'text'", "field": "tokens"})
+        tokens = (
+            request.tokens if request.tokens is not None else [t for s in tokenize_text(request.text or "") for t in s]
+        )
+        if not tokens or len(tokens) > limits.max_tokens or any(not t or t.isspace() for t in tokens):
+            raise HTTPException(422, {"error": f"need 1 to {limits.max_tokens} non-empty tokens", "field": "tokens"})
+        try:
+            trace = await asyncio.get_running_loop().run_in_executor(None, predictors[name].inspect, tokens)
+        except ValueError as error:
+            raise HTTPException(422, {"error": str(error), "field": "model"}) from None
+        return {"model": name, **trace.to_json()}
+
+    @app.get("/models")
+    async def models() -> dict[str, Any]:
+        """The loaded models, their label columns and how they were trained."""
+        return {
+            "default": default,
+            "models": [
+                {
+                    "name": name,
+                    "columns": p.columns,
+                    "kind": p.bundle.config.model.kind,
+                    "inspectable": p.bundle.config.model.kind == "lstm",
+                    "dev_accuracy": p.bundle.info.get("dev_accuracy"),
+                }
+                for name, p in predictors.items()
+            ],
+        }
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    static = resources.files("lstmtag") / "static"
+    app.mount("/static", StaticFiles(directory=str(static)), name="static")
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page() -> str:
+        return (static / "index.html").read_text(encoding="utf-8")
+
+    return app

@@ -1,0 +1,118 @@
+import asyncio
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from tests.conftest import tiny_config
+
+from lstmtag.predict import Predictor
+from lstmtag.serve import Limits, create_app, tokenize_text
+from lstmtag.train import train_tagger
+
+
+@pytest.fixture(scope="module")
+def predictors(sample, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("serve")
+    train_tagger(sample[:12], sample[:4], tiny_config("train.epochs=2"), folder / "lstm.safetensors")
+    train_tagger(sample, sample[:4], tiny_config("model.kind=hmm"), folder / "hmm.safetensors")
+    return {"tiny": Predictor.load(folder / "lstm.safetensors"), "hmm": Predictor.load(folder / "hmm.safetensors")}
+
+
+@pytest.fixture(scope="module")
+def client(predictors):
+    limits = Limits(max_body_bytes=20_000, max_sentences=5, max_tokens=50, max_wait_ms=20)
+    with TestClient(create_app(predictors, limits)) as test_client:
+        yield test_client
+
+
+def test_tokenizer():
+    assert tokenize_text("I don't like U.S. e-mail. It's 5 o'clock!") == [
+        ["I", "do", "n't", "like", "U.S", "."],
+        ["e-mail", "."],
+        ["It", "'s", "5", "o'clock", "!"],
+    ]
+
+
+def test_tag_sentences_and_text(client, predictors):
+    response = client.post("/tag", json={"sentences": [["The", "cow", "jumped"], ["Hi", "!"]]})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["model"] == "tiny"
+    assert [r["token"] for r in body["sentences"][0]] == ["The", "cow", "jumped"]
+    assert [r["upos"] for r in body["sentences"][0]] == [
+        r["upos"] for r in predictors["tiny"].tag(["The", "cow", "jumped"])
+    ]
+    text = client.post("/tag", json={"text": "The cow jumped. It rained!", "model": "hmm"}).json()
+    assert text["model"] == "hmm" and len(text["sentences"]) == 2
+
+
+def test_inspect_models_health_docs_page(client):
+    trace = client.post("/inspect", json={"tokens": ["The", "cow"]}).json()
+    assert trace["tokens"] == ["The", "cow"] and trace["layers"][0]["direction"] == "forward"
+    assert len(trace["layers"][0]["f"]) == 2
+    assert client.post("/inspect", json={"tokens": ["a"], "model": "hmm"}).status_code == 422
+    models = client.get("/models").json()
+    assert {m["name"] for m in models["models"]} == {"tiny", "hmm"}
+    assert client.get("/health").json() == {"status": "ok"}
+    assert client.get("/docs").status_code == 200
+    assert "/tag" in client.get("/openapi.json").json()["paths"]
+    page = client.get("/")
+    assert page.status_code == 200 and "/static/app.js" in page.text
+    assert client.get("/static/app.js").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "field"),
+    [
+        ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 400, None),
+        ({"json": {"sentences": "The cow"}}, 422, "sentences"),
+        ({"json": {"sentences": [["ok"]], "model": "nope"}}, 404, "model"),
+        ({"json": {"sentences": [["a"]] * 6}}, 413, "sentences"),
+        ({"json": {"sentences": [["a"] * 51]}}, 413, "sentences.0"),
+        ({"json": {"sentences": [["a", ""]]}}, 422, "sentences.0.1"),
+        ({"json": {"sentences": [[]]}}, 422, "sentences.0"),
+        ({"json": {}}, 422, "sentences"),
+        ({"json": {"text": "x" * 30_000}}, 413, None),
+        ({"json": {"sentences": [["a"]], "extra": 1}}, 422, "extra"),
+    ],
+)
+def test_bad_requests_get_clear_json_errors(client, kwargs, status, field):
+    response = client.post("/tag", **kwargs)
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert "error" in body
+    if field is not None:
+        assert body.get("field") == field
+    assert client.get("/health").status_code == 200  # still up
+
+
+def test_concurrent_requests_are_batched_and_answer_as_alone(predictors):
+    app = create_app(predictors, Limits(max_wait_ms=50))
+    sentences = [["The", "cow", "jumped"], ["A", "dog", "barked", "loudly"], ["Hi"], ["It", "is", "raining", "."]] * 4
+    calls = []
+    original = predictors["tiny"].predict
+
+    def counting(batch):
+        calls.append(len(batch))
+        return original(batch)
+
+    async def main():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            return await asyncio.gather(*(http.post("/tag", json={"sentences": [s]}) for s in sentences))
+
+    predictors["tiny"].predict = counting
+    try:
+        responses = asyncio.run(main())
+    finally:
+        predictors["tiny"].predict = original
+    for sentence, response in zip(sentences, responses, strict=True):
+        got, alone = response.json()["sentences"][0], predictors["tiny"].tag(sentence)
+        # Tags exactly; probabilities to float rounding (GEMM blocking differs with batch size).
+        assert [{k: v for k, v in r.items() if not k.endswith("_prob")} for r in got] == [
+            {k: v for k, v in r.items() if not k.endswith("_prob")} for r in alone
+        ]
+        for a, b in zip(got, alone, strict=True):
+            assert a["upos_prob"] == pytest.approx(b["upos_prob"], abs=1e-6)
+    assert len(calls) < len(sentences)  # several requests shared a batch
+    assert sum(calls) == len(sentences)
