@@ -106,3 +106,15 @@ def test_atomic_writer_keeps_old_file_on_failure(tmp_path):
         raise RuntimeError("killed")
     assert target.read_text(encoding="utf-8") == "old"
     assert list(tmp_path.iterdir()) == [target]
+
+
+def test_reader_agrees_with_the_conllu_library(sample):
+    conllu = pytest.importorskip("conllu")
+    text = (DATA / "ewt_sample.conllu").read_text(encoding="utf-8")
+    parsed = conllu.parse(text)
+    assert len(parsed) == len(sample)
+    for ours, theirs in zip(sample, parsed, strict=True):
+        words = [t for t in theirs if isinstance(t["id"], int)]
+        assert ours.words == [t["form"] for t in words]
+        assert ours.labels["upos"] == [t["upos"] for t in words]
+        assert ours.labels["xpos"] == [t["xpos"] or "_" for t in words]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -290,32 +291,46 @@ def lm_train(
     valid = read_text_file(valid_file) if valid_file is not None else None
     per = "bits/char" if config.lm.unit == "char" else "perplexity"
 
-    def show(progress) -> None:
-        if progress.event == "valid":
-            value = (
-                progress.valid_loss / 0.6931471805599453
-                if per == "bits/char"
-                else min(2.718281828**progress.valid_loss, 1e30)
-            )
-            console.print(
-                f"step {progress.step}: valid loss {progress.valid_loss:.4f} nats ({per} {value:.3f}), "
-                f"best {progress.best_valid_loss:.4f}, {progress.elapsed / 60:.1f} min"
-            )
-        elif progress.step % 100 == 0:
-            console.print(
-                f"step {progress.step} epoch {progress.epoch}: loss {progress.loss:.4f}, "
-                f"{progress.tokens_per_second:,.0f} tokens/s"
-            )
+    def measure(nats: float) -> float:
+        return nats / math.log(2) if per == "bits/char" else math.exp(min(nats, 700.0))
 
-    result = train_lm(
-        text,
-        config,
-        out_file,
-        valid_text=valid,
-        resume=resume,
-        on_progress=show,
-        info={"command": "lstmtag " + " ".join(sys.argv[1:]), "text_file": str(text_file)},
-    )
+    with Progress(
+        TextColumn("step {task.completed}"),
+        BarColumn(),
+        TextColumn(
+            "loss {task.fields[loss]:.4f} ({task.fields[per]} {task.fields[measure]:.3f})  "
+            "{task.fields[speed]:,.0f} tok/s  valid {task.fields[valid]}"
+        ),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
+        task = bar.add_task("lm", total=None, loss=0.0, per=per, measure=0.0, speed=0.0, valid="-")
+
+        def show(progress) -> None:
+            if progress.event == "valid":
+                bar.update(task, valid=f"{progress.valid_loss:.4f}")
+                bar.console.print(
+                    f"step {progress.step}: valid loss {progress.valid_loss:.4f} nats ({per} {measure(progress.valid_loss):.3f}), "
+                    f"best {progress.best_valid_loss:.4f}, {progress.elapsed / 60:.1f} min"
+                )
+            else:
+                bar.update(
+                    task,
+                    completed=progress.step,
+                    loss=progress.loss,
+                    measure=measure(progress.loss),
+                    speed=progress.tokens_per_second,
+                )
+
+        result = train_lm(
+            text,
+            config,
+            out_file,
+            valid_text=valid,
+            resume=resume,
+            on_progress=show,
+            info={"command": "lstmtag " + " ".join(sys.argv[1:]), "text_file": str(text_file)},
+        )
     console.print(
         f"best valid loss {result.best_valid_loss:.4f} nats after {result.steps} steps, "
         f"{result.seconds / 60:.1f} min (stopped by {result.stopped_by}); milestones {result.milestones}"

@@ -138,6 +138,8 @@ def _coerce(name: str, spec: dataclasses.Field, value: Any) -> Any:
     if isinstance(default, tuple):
         if isinstance(value, str):
             value = [v for v in value.split(",") if v]
+        elif isinstance(value, int) and not isinstance(value, bool):
+            value = [value]  # --set data.columns=2 (a column index)
         if not isinstance(value, (list, tuple)):
             raise ValueError(f"{name} must be a list, got {value!r}")
         return tuple(str(v) for v in value)
