@@ -127,3 +127,32 @@ def load_optimizer(
     for index, values in settings.get("scalars", {}).items():
         state.setdefault(int(index), {}).update(values)
     optimizer.load_state_dict({"state": state, "param_groups": settings["param_groups"]})
+
+
+def save_training_state(
+    path: str | Path,
+    *,
+    config: dict[str, Any],
+    modules: dict[str, torch.nn.Module],
+    optimizer: torch.optim.Optimizer,
+    info: dict[str, Any],
+) -> None:
+    """Everything a resumed run needs: module weights by prefix, optimizer state, torch's RNG, ``info``."""
+    tensors = {f"{prefix}.{k}": v for prefix, module in modules.items() for k, v in module.state_dict().items()}
+    state_tensors, settings = optimizer_tensors(optimizer)
+    tensors.update(state_tensors)
+    tensors["torch_rng"] = torch.get_rng_state()
+    save(path, ModelFile("training-state", config, {}, tensors, {**info, "optimizer": settings}))
+
+
+def load_training_state(
+    path: str | Path, *, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer
+) -> dict[str, Any]:
+    """Inverse of ``save_training_state``: fills the modules and optimizer, returns ``info``."""
+    saved = read(path)
+    for prefix, module in modules.items():
+        start = len(prefix) + 1
+        module.load_state_dict({k[start:]: v for k, v in saved.tensors.items() if k.startswith(prefix + ".")})
+    load_optimizer(optimizer, saved.tensors, saved.info["optimizer"])
+    torch.set_rng_state(saved.tensors["torch_rng"])
+    return saved.info

@@ -131,11 +131,7 @@ def train_lm(
     run = {"step": 0, "best_valid_loss": math.inf, "elapsed": 0.0, "milestones": {}}
     state_file = Path(str(out).removesuffix(".safetensors") + ".ckpt.safetensors")
     if resume and state_file.is_file():
-        saved = checkpoint.read(state_file)
-        model.load_state_dict({k[6:]: v for k, v in saved.tensors.items() if k.startswith("model.")})
-        checkpoint.load_optimizer(optimizer, saved.tensors, saved.info["optimizer"])
-        torch.set_rng_state(saved.tensors["torch_rng"])
-        run.update(saved.info["run"])
+        run.update(checkpoint.load_training_state(state_file, modules={"model": model}, optimizer=optimizer)["run"])
     budget = settings.max_minutes * 60 if settings.max_minutes > 0 else math.inf
     started = time.perf_counter() - run["elapsed"]
     info = dict(info or {})
@@ -201,15 +197,8 @@ def _validate(model, valid_data, vocab, config, out, run, started, info, optimiz
             key = f"{minutes} min"
             run["milestones"][key] = min(run["milestones"].get(key, math.inf), run["best_valid_loss"])
     run["elapsed"] = elapsed
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-    optimizer_tensors, optimizer_settings = checkpoint.optimizer_tensors(optimizer)
-    tensors.update(optimizer_tensors)
-    tensors["torch_rng"] = torch.get_rng_state()
-    checkpoint.save(
-        state_file,
-        checkpoint.ModelFile(
-            "training-state", config.to_dict(), {}, tensors, {"run": run, "optimizer": optimizer_settings}
-        ),
+    checkpoint.save_training_state(
+        state_file, config=config.to_dict(), modules={"model": model}, optimizer=optimizer, info={"run": run}
     )
     if on_progress is not None:
         on_progress(LMProgress(run["step"], 0, 0.0, 0.0, elapsed, valid_loss, run["best_valid_loss"], "valid"))

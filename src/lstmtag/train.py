@@ -206,28 +206,26 @@ def train_tagger(
     )
 
 
+def _modules(model, averaged) -> dict:
+    return {"model": model, **({"averaged": averaged} if averaged is not None else {})}
+
+
 def _save_state(path: Path, model, optimizer, averaged, rng: random.Random, state: dict, config: Config) -> None:
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-    if averaged is not None:
-        tensors.update({f"averaged.{k}": v for k, v in averaged.state_dict().items()})
-    optimizer_tensors, optimizer_settings = checkpoint.optimizer_tensors(optimizer)
-    tensors.update(optimizer_tensors)
-    tensors["torch_rng"] = torch.get_rng_state()
     version, internal, gauss = rng.getstate()
-    info = {"state": state, "optimizer": optimizer_settings, "python_rng": [version, list(internal), gauss]}
-    checkpoint.save(path, checkpoint.ModelFile("training-state", config.to_dict(), {}, tensors, info))
+    checkpoint.save_training_state(
+        path,
+        config=config.to_dict(),
+        modules=_modules(model, averaged),
+        optimizer=optimizer,
+        info={"state": state, "python_rng": [version, list(internal), gauss]},
+    )
 
 
 def _restore(path: Path, model, optimizer, averaged, rng: random.Random, state: dict) -> None:
-    saved = checkpoint.read(path)
-    model.load_state_dict({k[6:]: v for k, v in saved.tensors.items() if k.startswith("model.")})
-    if averaged is not None:
-        averaged.load_state_dict({k[9:]: v for k, v in saved.tensors.items() if k.startswith("averaged.")})
-    checkpoint.load_optimizer(optimizer, saved.tensors, saved.info["optimizer"])
-    torch.set_rng_state(saved.tensors["torch_rng"])
-    version, internal, gauss = saved.info["python_rng"]
+    info = checkpoint.load_training_state(path, modules=_modules(model, averaged), optimizer=optimizer)
+    version, internal, gauss = info["python_rng"]
     rng.setstate((version, tuple(internal), gauss))
-    state.update(saved.info["state"])
+    state.update(info["state"])
 
 
 def with_overrides(config: Config, **train_settings: object) -> Config:
