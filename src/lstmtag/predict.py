@@ -81,17 +81,7 @@ class Predictor:
     def tag_batch(self, sentences: Sequence[Sequence[str]]) -> list[list[dict[str, object]]]:
         """``tag`` for many sentences at once (batched; the same results as one by one)."""
         checked = [Sentence(_check_tokens(tokens, index)) for index, tokens in enumerate(sentences)]
-        output = []
-        for sentence, tagged in zip(checked, self.predict(checked), strict=True):
-            rows = []
-            for position, word in enumerate(sentence.words):
-                row: dict[str, object] = {"token": word}
-                for name in tagged.tags:
-                    row[name] = tagged.tags[name][position]
-                    row[f"{name}_prob"] = tagged.probs[name][position]
-                rows.append(row)
-            output.append(rows)
-        return output
+        return [rows(sentence.words, tagged) for sentence, tagged in zip(checked, self.predict(checked), strict=True)]
 
     def inspect(self, tokens: Sequence[str]) -> Trace:
         """Tags plus h, c and the four gates of every encoder layer and direction, for one sentence."""
@@ -145,6 +135,18 @@ class Predictor:
             "seconds": seconds,
             "tokens_per_second": tokens / seconds if seconds > 0 else 0.0,
         }
+
+
+def rows(words: Sequence[str], tagged: Tagged) -> list[dict[str, object]]:
+    """One dict per token: ``{"token", column: tag, column_prob: p, ...}`` (the API's and the service's shape)."""
+    output = []
+    for position, word in enumerate(words):
+        row: dict[str, object] = {"token": word}
+        for name in tagged.tags:
+            row[name] = tagged.tags[name][position]
+            row[f"{name}_prob"] = tagged.probs[name][position]
+        output.append(row)
+    return output
 
 
 class TokenStepper:

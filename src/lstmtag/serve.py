@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.middleware.base import BaseHTTPMiddleware
 
 from lstmtag.data import Sentence
-from lstmtag.predict import Predictor, Tagged
+from lstmtag.predict import Predictor, Tagged, rows
 
 TOKEN = re.compile(
     r"n't\b|'(?:s|re|ve|ll|d|m)\b|\w+?(?=n't\b)|\w+(?:[-.]\w+|'(?!(?:s|re|ve|ll|d|m)\b)\w+)*|[^\w\s]", re.IGNORECASE
@@ -140,17 +140,6 @@ def _error(status: int, message: str, field: str | None = None) -> JSONResponse:
     return JSONResponse(status_code=status, content=content)
 
 
-def _rows(words: list[str], tagged: Tagged) -> list[dict[str, Any]]:
-    rows = []
-    for position, word in enumerate(words):
-        row: dict[str, Any] = {"token": word}
-        for name in tagged.tags:
-            row[name] = tagged.tags[name][position]
-            row[f"{name}_prob"] = tagged.probs[name][position]
-        rows.append(row)
-    return rows
-
-
 def create_app(predictors: dict[str, Predictor], limits: Limits | None = None) -> FastAPI:
     """The service for the given named models (the first is the default)."""
     if not predictors:
@@ -213,7 +202,7 @@ def create_app(predictors: dict[str, Predictor], limits: Limits | None = None) -
         name = choose(request.model)
         sentences = sentences_from(request)
         tagged = await batchers[name].tag([Sentence(list(s)) for s in sentences])
-        return {"model": name, "sentences": [_rows(list(s), t) for s, t in zip(sentences, tagged, strict=True)]}
+        return {"model": name, "sentences": [rows(list(s), t) for s, t in zip(sentences, tagged, strict=True)]}
 
     @app.post("/inspect")
     async def inspect(request: InspectRequest) -> dict[str, Any]:
