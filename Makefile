@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 EWT := ../shared/data/ud/en_ewt
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench bench-models clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -28,8 +28,14 @@ lint: setup
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 
+# Benchmarks (minutes to an hour; they print and save tables in bench/results/).
 bench: setup
 	$(PY) bench/accuracy.py
+	$(PY) bench/serve_load.py
+	$(PY) bench/lm.py --model runs/shakespeare_char.safetensors
+
+bench-models: setup
+	$(PY) bench/models.py --minutes 8 --jobs 1
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

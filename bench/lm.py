@@ -30,6 +30,8 @@ def main() -> None:
     parser.add_argument("--model", default="runs/shakespeare_char.safetensors")
     parser.add_argument("--train-minutes", type=float, default=0.0, help="train first, with this budget")
     args = parser.parse_args()
+    if args.train_minutes == 0 and not Path(args.model).is_file():
+        args.train_minutes = 30.0  # nothing to measure yet: train the model first
     if args.train_minutes > 0:
         run([*lstmtag_command(), "lm", "train", "--text", str(TEXT), "--config", "configs/lm_char.toml", "--out", args.model,
              "--max-minutes", str(args.train_minutes)])

@@ -86,40 +86,46 @@ def make_batch(
     *,
     word_dropout: float = 0.0,
     rng: random.Random | None = None,
+    chars: bool = True,
 ) -> Batch:
     """Pad ``sentences`` into a ``Batch``; gold labels are included where the sentences carry them.
 
     With ``word_dropout`` > 0 a word of training count c becomes <unk> with probability
     ``alpha / (alpha + c)``, so the model learns to tag from characters when it meets unseen words.
+    ``chars=False`` leaves the character tensors empty, for models that do not read them.
     """
-    batch_size = len(sentences)
     longest = max(len(s.words) for s in sentences)
-    words = torch.zeros(batch_size, longest, dtype=torch.long)
-    word_types = torch.zeros(batch_size, longest, dtype=torch.long)
-    mask = torch.zeros(batch_size, longest, dtype=torch.bool)
     spellings: dict[str, int] = {}
     label_names = [n for n in vocabs.labels if sentences and all(n in s.labels for s in sentences)]
-    labels = {n: torch.zeros(batch_size, longest, dtype=torch.long) for n in label_names}
+    word_rows, type_rows = [], []
+    label_rows: dict[str, list[list[int]]] = {n: [] for n in label_names}
     unk = vocabs.words.unk_id
-    for row, sentence in enumerate(sentences):
+    for sentence in sentences:
         ids = vocabs.words.ids(vocabs.lookup(w) for w in sentence.words)
         if word_dropout > 0 and rng is not None:
             counts = vocabs.word_counts
             ids = [unk if rng.random() < word_dropout / (word_dropout + counts[i]) else i for i in ids]
-        n = len(ids)
-        words[row, :n] = torch.tensor(ids)
-        mask[row, :n] = True
-        word_types[row, :n] = torch.tensor([spellings.setdefault(w, len(spellings)) for w in sentence.words])
+        word_rows.append(_padded(ids, longest))
+        if chars:
+            type_rows.append(_padded([spellings.setdefault(w, len(spellings)) for w in sentence.words], longest))
         for name in label_names:
             # A label unseen in training gets id -1: never predicted, so it counts as wrong.
-            label_ids = [vocabs.labels[name].stoi.get(t, -1) for t in sentence.labels[name]]
-            labels[name][row, :n] = torch.tensor(label_ids)
-    char_lists = [vocabs.chars.ids(spelling) for spelling in spellings]
-    char_lengths = torch.tensor([len(c) for c in char_lists], dtype=torch.long)
-    chars = torch.zeros(len(char_lists), int(char_lengths.max()), dtype=torch.long)
-    for row, ids in enumerate(char_lists):
-        chars[row, : len(ids)] = torch.tensor(ids)
-    return Batch(words, mask, mask.sum(1), word_types, chars, char_lengths, labels, [s.words for s in sentences])
+            stoi = vocabs.labels[name].stoi
+            label_rows[name].append(_padded([stoi.get(t, -1) for t in sentence.labels[name]], longest))
+    lengths = torch.tensor([len(s.words) for s in sentences])
+    mask = torch.arange(longest)[None, :] < lengths[:, None]
+    char_lists = [vocabs.chars.ids(spelling) for spelling in spellings] or [[]]
+    widest = max(len(c) for c in char_lists)
+    char_ids = torch.tensor([_padded(c, widest) for c in char_lists], dtype=torch.long)
+    char_lengths = torch.tensor([len(c) for c in char_lists])
+    labels = {name: torch.tensor(values) for name, values in label_rows.items()}
+    types = torch.tensor(type_rows) if chars else torch.zeros(len(sentences), longest, dtype=torch.long)
+    tokens = [s.words for s in sentences]
+    return Batch(torch.tensor(word_rows), mask, lengths, types, char_ids, char_lengths, labels, tokens)
+
+
+def _padded(ids: list[int], length: int) -> list[int]:
+    return ids + [0] * (length - len(ids))
 
 
 def bucketed(

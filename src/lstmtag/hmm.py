@@ -175,11 +175,13 @@ def _successive_abstraction(counts: dict[str, Counter[int]], num_tags: int) -> t
 
 
 class HMMTagger(nn.Module):
+    uses_chars = False  # make_batch can skip the character tensors
+
     """Trigram HMM with the tagger interface: ``decode(batch)`` -> per column (tags, probabilities).
 
     Decoding runs over the ``hmm_candidates`` best tags of each token by emission score (TnT prunes
     with a beam for the same reason): exact second-order Viterbi over all K tags costs K^3 a token,
-    which for 50 Penn tags is 125,000 operations, against C^3 = 512 for 8 candidates.
+    which for 50 Penn tags is 125,000 operations, against C^3 = 64 for 4 candidates.
     """
 
     def __init__(
@@ -206,24 +208,26 @@ class HMMTagger(nn.Module):
         self.suffix_index = {key: row for row, key in enumerate(keys)}
         vocabs.extra["suffixes"] = keys
 
-    def _rows(self, tokens: list[list[str]], steps: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per token: a row of the emission table, or (if unseen) of the suffix table; (B, T) each."""
-        word_rows = torch.zeros(len(tokens), steps, dtype=torch.long)
-        suffix_rows = torch.full((len(tokens), steps), -1, dtype=torch.long)
-        for b, sentence in enumerate(tokens):
-            for t, token in enumerate(sentence):
-                row = self.word_index.get(token)
-                if row is None:
-                    row = self.word_index.get(token.lower())  # "Unbelievable" at a sentence start
-                if row is not None:
-                    word_rows[b, t] = row
-                else:
-                    suffix_rows[b, t] = suffix_row(self.suffix_index, token, self.config.hmm_suffix_length)
+    def _rows(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per token: a row of the emission table, or (if unseen) of the suffix table; (B, T) each.
+
+        ``batch.words`` already holds the rows of known exact forms; only unseen words are looked at
+        here, first in lowercase ("Unbelievable" at a sentence start), then by suffix.
+        """
+        word_rows = batch.words.clone()
+        suffix_rows = torch.full_like(word_rows, -1)
+        for b, t in ((batch.words == 1) & batch.mask).nonzero().tolist():  # id 1 is <unk>
+            token = batch.tokens[b][t]
+            row = self.word_index.get(token.lower())
+            if row is not None:
+                word_rows[b, t] = row
+            else:
+                suffix_rows[b, t] = suffix_row(self.suffix_index, token, self.config.hmm_suffix_length)
         return word_rows, suffix_rows
 
     @torch.no_grad()
     def decode(self, batch: Batch) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        word_rows, suffix_rows = self._rows(batch.tokens, batch.mask.shape[1])
+        word_rows, suffix_rows = self._rows(batch)
         unknown = suffix_rows >= 0
         result = {}
         for name, column in self.columns.items():

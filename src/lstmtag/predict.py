@@ -52,7 +52,8 @@ class Predictor:
         with torch.no_grad():  # not inference_mode: CRF and HMM marginals use autograd
             equal = getattr(self.bundle.model, "equal_length_batches", False)
             for chunk in _chunks(sentences, self.batch_size, equal_lengths=equal):
-                batch = make_batch([sentences[i] for i in chunk], self.bundle.vocabs)
+                uses_chars = getattr(self.bundle.model, "uses_chars", True)
+                batch = make_batch([sentences[i] for i in chunk], self.bundle.vocabs, chars=uses_chars)
                 decoded = self.bundle.model.decode(batch)
                 decoded = {name: (ids.tolist(), probs.tolist()) for name, (ids, probs) in decoded.items()}
                 for row, index in enumerate(chunk):
