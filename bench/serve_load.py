@@ -79,7 +79,16 @@ def main() -> None:
     args = parser.parse_args()
     sentences = [s.words for s in read_conllu(SHARED / "ud" / "en_ewt" / "en_ewt-ud-dev.conllu")][:500]
     port = free_port()
-    command = [*lstmtag_command(), "serve", "--model", args.model, "--port", str(port), "--max-wait-ms", str(args.max_wait_ms)]
+    command = [
+        *lstmtag_command(),
+        "serve",
+        "--model",
+        args.model,
+        "--port",
+        str(port),
+        "--max-wait-ms",
+        str(args.max_wait_ms),
+    ]
     print("$", " ".join(command), flush=True)
     server = subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": "1"}, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
@@ -96,15 +105,27 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=10)
-    results = {"command": " ".join([sys.executable, *sys.argv]), "machine": machine(), "server": " ".join(command), "rows": rows}
-    lines = ["| clients | requests/s | tokens/s | p50 latency | p99 latency | errors |", "| --- | --- | --- | --- | --- | --- |"]
+    results = {
+        "command": " ".join([sys.executable, *sys.argv]),
+        "machine": machine(),
+        "server": " ".join(command),
+        "rows": rows,
+    }
+    lines = [
+        "| clients | requests/s | tokens/s | p50 latency | p99 latency | errors |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for row in rows:
-        lines.append(f"| {row['clients']} | {row['requests_per_second']:.0f} | {row['tokens_per_second']:,.0f} | "
-                     f"{row['p50_ms']:.1f} ms | {row['p99_ms']:.1f} ms | {row['errors']} |")
-    note = (f"\n{args.requests} requests per row, one EWT dev sentence each (mean {sum(map(len, sentences)) / len(sentences):.1f} "
-            f"tokens), server and clients on the same {results['machine']['cores']}-core machine ({results['machine']['cpu']}), "
-            f"server on one thread, micro-batching wait {args.max_wait_ms:g} ms. Measured {results['machine']['date']} by "
-            f"`{results['command']}`.")
+        lines.append(
+            f"| {row['clients']} | {row['requests_per_second']:.0f} | {row['tokens_per_second']:,.0f} | "
+            f"{row['p50_ms']:.1f} ms | {row['p99_ms']:.1f} ms | {row['errors']} |"
+        )
+    note = (
+        f"\n{args.requests} requests per row, one EWT dev sentence each (mean {sum(map(len, sentences)) / len(sentences):.1f} "
+        f"tokens), server and clients on the same {results['machine']['cores']}-core machine ({results['machine']['cpu']}), "
+        f"server on one thread, micro-batching wait {args.max_wait_ms:g} ms. Measured {results['machine']['date']} by "
+        f"`{results['command']}`."
+    )
     write("serve_load", results, "\n".join(lines) + "\n" + note)
 
 
