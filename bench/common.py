@@ -1,11 +1,10 @@
-"""Shared helpers for the benchmarks: machine description, timing in a child thread setting, writing results."""
+"""Shared helpers for the benchmarks: what machine, running the CLI, writing results."""
 
 from __future__ import annotations
 
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -34,11 +33,6 @@ def machine() -> dict[str, object]:
         "torch": torch.__version__,
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
-
-
-def peak_memory_mb() -> float:
-    """Peak resident memory of this process so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run(command: list[str]) -> subprocess.CompletedProcess:

@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 import torch
-from common import SHARED, lstmtag_command, machine, run, write
 
 import lstmtag
+from common import SHARED, lstmtag_command, machine, run, write
 from lstmtag.checkpoint import read
 
 TEXT = SHARED / "text" / "tinyshakespeare.txt"

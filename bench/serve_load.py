@@ -19,8 +19,8 @@ import sys
 import time
 
 import httpx
-from common import SHARED, lstmtag_command, machine, write
 
+from common import SHARED, lstmtag_command, machine, write
 from lstmtag.data import read_conllu
 
 

@@ -8,7 +8,9 @@ from tests.conftest import DATA, tiny_config
 
 def test_bio_chunks_train_and_report_spans(tmp_path):
     data = load_labelled(DATA / "chunks_sample.txt", "conll", ["2"])
-    config = tiny_config("data.format=conll", "data.columns=2", "model.head=crf", "train.epochs=40", "train.patience=40")
+    config = tiny_config(
+        "data.format=conll", "data.columns=2", "model.head=crf", "train.epochs=40", "train.patience=40"
+    )
     out = tmp_path / "chunks.safetensors"
     train_tagger(data[:20], data[:20], config, out)
     predictor = Predictor.load(out)

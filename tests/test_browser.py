@@ -9,12 +9,12 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.conftest import tiny_config
 
 from lstmtag.models import SHIPPED, shipped_dirs
 from lstmtag.predict import Predictor
 from lstmtag.serve import create_app
 from lstmtag.train import train_tagger
+from tests.conftest import tiny_config
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = [

@@ -1,10 +1,10 @@
 import json
 
 import pytest
-from tests.conftest import DATA, TINY
 from typer.testing import CliRunner
 
 from lstmtag.cli import app
+from tests.conftest import DATA, TINY
 
 runner = CliRunner()
 SAMPLE = str(DATA / "ewt_sample.conllu")

@@ -1,7 +1,6 @@
 import json
 
 import pytest
-from tests.conftest import DATA
 
 from lstmtag.data import (
     DataError,
@@ -15,6 +14,7 @@ from lstmtag.data import (
     read_jsonl,
     read_text,
 )
+from tests.conftest import DATA
 
 
 def test_reads_real_ewt_with_multiword_tokens_and_empty_nodes(sample):

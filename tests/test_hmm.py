@@ -2,7 +2,6 @@ import itertools
 
 import pytest
 import torch
-from tests.conftest import tiny_config
 
 from lstmtag.batch import make_batch
 from lstmtag.data import Sentence
@@ -10,6 +9,7 @@ from lstmtag.hmm import IMPOSSIBLE, _decode_candidates
 from lstmtag.models import load_tagger, save_tagger
 from lstmtag.predict import Predictor
 from lstmtag.train import train_tagger
+from tests.conftest import tiny_config
 
 
 @pytest.fixture(scope="module")

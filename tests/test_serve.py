@@ -3,11 +3,11 @@ import asyncio
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from tests.conftest import tiny_config
 
 from lstmtag.predict import Predictor
 from lstmtag.serve import Limits, create_app, tokenize_text
 from lstmtag.train import train_tagger
+from tests.conftest import tiny_config
 
 
 @pytest.fixture(scope="module")

@@ -1,12 +1,12 @@
 """Real training on real data: the CI's end-to-end check (two minutes on one thread)."""
 
 import pytest
-from tests.conftest import EWT
 
 from lstmtag.config import load_config
 from lstmtag.data import load_labelled
 from lstmtag.predict import Predictor
 from lstmtag.train import train_tagger
+from tests.conftest import EWT
 
 
 @pytest.mark.slow

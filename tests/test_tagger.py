@@ -1,11 +1,11 @@
 import pytest
 import torch
-from tests.conftest import tiny_config
 
 from lstmtag.data import Sentence
 from lstmtag.models import TaggerBundle, load_tagger, save_tagger
 from lstmtag.predict import Predictor
 from lstmtag.train import train_tagger
+from tests.conftest import tiny_config
 
 
 @pytest.fixture(scope="module", params=["softmax", "crf"])

@@ -1,9 +1,9 @@
 import pytest
 import torch
-from tests.conftest import tiny_config
 
 from lstmtag.checkpoint import read
 from lstmtag.train import resume_path, train_tagger
+from tests.conftest import tiny_config
 
 
 def test_resume_continues_exactly_where_training_stopped(sample, tmp_path):
