@@ -20,7 +20,7 @@ import torch
 
 import lstmtag
 from common import SHARED, lstmtag_command, machine, run, write
-from lstmtag.checkpoint import read
+from lstmtag.checkpoint import read, state_path
 
 TEXT = SHARED / "text" / "tinyshakespeare.txt"
 
@@ -58,7 +58,7 @@ def main() -> None:
     text = TEXT.read_text(encoding="utf-8")
     valid = text[int(len(text) * 0.9) :]
     scored = lm.score([valid[i : i + 65536] for i in range(0, len(valid), 65536)])
-    state_file = Path(args.model.removesuffix(".safetensors") + ".ckpt.safetensors")
+    state_file = state_path(args.model)
     milestones = read(state_file).info["run"]["milestones"] if state_file.is_file() else {}
     speeds = {}
     for length in (200, 1000, 4000):

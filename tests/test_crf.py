@@ -36,7 +36,8 @@ def test_decode_returns_best_path_and_marginals():
     mask = torch.ones(1, 4, dtype=torch.bool)
     tags, probs = crf.decode(emissions, mask)
     best = max(
-        itertools.product(range(4), repeat=4), key=lambda p: float(crf.score(emissions, torch.tensor([p]), mask).detach())
+        itertools.product(range(4), repeat=4),
+        key=lambda p: float(crf.score(emissions, torch.tensor([p]), mask).detach()),
     )
     assert tags[0].tolist() == list(best)
     assert ((probs > 0) & (probs <= 1)).all()

@@ -129,6 +129,12 @@ def load_optimizer(
     optimizer.load_state_dict({"state": state, "param_groups": settings["param_groups"]})
 
 
+def state_path(out: str | Path) -> Path:
+    """Where the training state for model file ``out`` lives: MODEL.safetensors -> MODEL.ckpt.safetensors."""
+    out = Path(out)
+    return out.with_name(out.name.removesuffix(".safetensors") + ".ckpt.safetensors")
+
+
 def save_training_state(
     path: str | Path,
     *,

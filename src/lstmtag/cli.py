@@ -423,7 +423,3 @@ def serve(
         predictors[name] = Predictor.load(path)
     console.print(f"serving {sorted(predictors)} on http://{host}:{port}/ (API docs at /docs)")
     uvicorn.run(create_app(predictors, Limits(max_wait_ms=max_wait_ms)), host=host, port=port, log_level="warning")
-
-
-def main() -> None:  # pragma: no cover - entry point for ``python -m lstmtag``
-    app()

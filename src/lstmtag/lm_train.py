@@ -129,7 +129,7 @@ def train_lm(
     windows_per_epoch = math.ceil((train_data.shape[1] - 1) / settings.seq_len)
     total_steps = settings.epochs * windows_per_epoch
     run = {"step": 0, "best_valid_loss": math.inf, "elapsed": 0.0, "milestones": {}}
-    state_file = Path(str(out).removesuffix(".safetensors") + ".ckpt.safetensors")
+    state_file = checkpoint.state_path(out)
     if resume and state_file.is_file():
         run.update(checkpoint.load_training_state(state_file, modules={"model": model}, optimizer=optimizer)["run"])
     budget = settings.max_minutes * 60 if settings.max_minutes > 0 else math.inf

@@ -53,10 +53,7 @@ class TrainResult:
     stopped_by: str  # "epochs", "patience", "time"
 
 
-def resume_path(out: str | Path) -> Path:
-    """Where the training state for ``out`` lives: MODEL.safetensors -> MODEL.ckpt.safetensors."""
-    out = Path(out)
-    return out.with_name(out.name.removesuffix(".safetensors") + ".ckpt.safetensors")
+resume_path = checkpoint.state_path  # where ``train_tagger`` keeps its training state
 
 
 def build_vocabs(sentences: Sequence[Sentence], config: Config) -> Vocabs:
