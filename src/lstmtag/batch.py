@@ -75,10 +75,6 @@ class Batch:
     labels: dict[str, torch.Tensor]
     tokens: list[list[str]] = field(default_factory=list)  # the words as given, for count-based models
 
-    @property
-    def size(self) -> int:
-        return self.words.shape[0]
-
 
 def make_batch(
     sentences: Sequence[Sentence],

@@ -18,6 +18,7 @@ from torch import nn
 from lstmtag import checkpoint
 from lstmtag.config import Config, LMConfig
 from lstmtag.inspector import Trace, single, trace_lstm
+from lstmtag.metrics import perplexity
 from lstmtag.vocab import Vocab
 
 State = tuple[torch.Tensor, torch.Tensor]
@@ -188,13 +189,7 @@ class LanguageModel:
             previous = ids[-1]
         if count == 0:
             raise ValueError("nothing to score: the text needs at least two tokens")
-        nats = total / count
-        return {
-            "loss": nats,
-            "bits_per_token": nats / math.log(2),
-            "perplexity": math.exp(min(nats, 700.0)),
-            "tokens": count,
-        }
+        return {**perplexity(total, count), "tokens": count}
 
     def inspect(self, text: str | list[str]) -> Trace:
         """h, c and the gates of every layer for a text (characters, or words for a word model)."""

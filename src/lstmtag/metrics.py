@@ -110,9 +110,9 @@ def is_bio(labels: Sequence[str]) -> bool:
 
 
 def perplexity(total_nll: float, count: int) -> dict[str, float]:
-    """Mean loss in nats, bits per unit, and perplexity."""
+    """Mean loss in nats, bits per token (character or word), and perplexity."""
     nats = total_nll / max(count, 1)
-    return {"loss": nats, "bits_per_unit": nats / math.log(2), "perplexity": math.exp(min(nats, 700.0))}
+    return {"loss": nats, "bits_per_token": nats / math.log(2), "perplexity": math.exp(min(nats, 700.0))}
 
 
 def _ratio(numerator: int, denominator: int) -> float:
