@@ -53,6 +53,10 @@ def test_inspect_models_health_docs_page(client):
     assert client.post("/inspect", json={"tokens": ["a"], "model": "hmm"}).status_code == 422
     models = client.get("/models").json()
     assert {m["name"] for m in models["models"]} == {"tiny", "hmm"}
+    assert {m["name"]: (m["inspectable"], m["members"]) for m in models["models"]} == {
+        "tiny": (True, 1),
+        "hmm": (False, 1),
+    }
     assert client.get("/health").json() == {"status": "ok"}
     assert client.get("/docs").status_code == 200
     assert "/tag" in client.get("/openapi.json").json()["paths"]

@@ -45,3 +45,10 @@ def test_info_and_config_are_saved(sample, tmp_path):
     assert saved.info["command"] == "test"
     assert saved.config["model"]["hidden_size"] == 24
     assert "upos" in saved.vocabs["labels"]
+
+
+def test_empty_training_or_dev_list_is_a_clear_error(sample, tmp_path):
+    with pytest.raises(ValueError, match="no training sentences"):
+        train_tagger([], sample[:2], tiny_config(), tmp_path / "m.safetensors")
+    with pytest.raises(ValueError, match="no dev sentences"):
+        train_tagger(sample[:2], [], tiny_config(), tmp_path / "m.safetensors")

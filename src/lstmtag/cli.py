@@ -165,6 +165,43 @@ def evaluate(
 
 @app.command()
 @friendly_errors
+def ensemble(
+    models: Annotated[list[str], typer.Argument(help="Two or more LSTM tagger files trained on the same data.")],
+    out_file: Annotated[Path, typer.Option("--out", help="Where to write the ensemble (.safetensors).")],
+    dev_file: Annotated[
+        Path | None, typer.Option("--dev", help="Score each member and the ensemble on this file.")
+    ] = None,
+    half: Annotated[bool, typer.Option(help="Store weights as float16 (half the size).")] = True,
+) -> None:
+    """Combine taggers into one that averages their tag probabilities (train members with different seeds)."""
+    from lstmtag.data import load_labelled
+    from lstmtag.models import ensemble as combine
+    from lstmtag.models import load_tagger, round_to_half, save_tagger
+    from lstmtag.predict import Predictor
+
+    if len(models) < 2:
+        raise ValueError("give at least two model files to combine")
+    bundles = [load_tagger(name) for name in models]
+    combined = combine(bundles, list(models))
+    combined.info["command"] = "lstmtag " + " ".join(sys.argv[1:])
+    if half:
+        round_to_half(combined.model)  # so the dev scores below are those of the weights saved
+    if dev_file is not None:
+        dev = load_labelled(dev_file, combined.config.data.format, list(combined.vocabs.labels))
+        for label, bundle in [*zip(models, bundles, strict=True), ("ensemble", combined)]:
+            report = Predictor(bundle).evaluate(dev)
+            accuracies = {name: column["accuracy"] for name, column in report["columns"].items()}
+            score = sum(accuracies.values()) / len(accuracies)
+            shown = "  ".join(f"{name} {value:.2%}" for name, value in accuracies.items())
+            out.print(f"{label}: dev {shown}  mean {score:.2%}")
+        combined.info["dev_accuracy"] = score
+    save_tagger(out_file, combined, half=half)
+    size = out_file.stat().st_size / 1e6
+    console.print(f"ensemble of {len(models)} written to {out_file} ({size:.1f} MB)")
+
+
+@app.command()
+@friendly_errors
 def tag(
     input_file: Annotated[str, typer.Argument(help="Input file, or - for standard input.")] = "-",
     model: ModelOption = "en",

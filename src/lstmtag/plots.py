@@ -34,7 +34,8 @@ def plot_trace(trace: Trace, path: str | Path) -> Path:
     names = ("h", "c", *GATES)
     rows = len(trace.layers)
     width = max(14.0, 0.45 * len(trace.tokens) * len(names))
-    figure, axes = plt.subplots(rows, len(names), figsize=(width, 2.6 * rows + 1), squeeze=False)
+    height = 2.6 * rows + 1
+    figure, axes = plt.subplots(rows, len(names), figsize=(width, height), squeeze=False)
     labels = token_labels(trace)
     for row, layer in enumerate(trace.layers):
         for column, name in enumerate(names):
@@ -55,7 +56,7 @@ def plot_trace(trace: Trace, path: str | Path) -> Path:
                 axis.set_ylabel(f"{layer.module} L{layer.layer}\n{layer.direction}\n(units)", fontsize=8)
             figure.colorbar(image, ax=axis, fraction=0.046, pad=0.02)
     figure.suptitle(" ".join(trace.tokens), fontsize=11)
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0, 1, 1 - 0.5 / height))  # keep half an inch on top for the title
     path = Path(path)
     figure.savefig(path, dpi=110)
     plt.close(figure)

@@ -15,6 +15,7 @@ import torch
 
 from lstmtag.batch import make_batch
 from lstmtag.data import Sentence
+from lstmtag.ensemble import Ensemble
 from lstmtag.inspector import Stepper, Trace, single, trace_lstm
 from lstmtag.metrics import ColumnScores, SpanScores, is_bio
 from lstmtag.models import TaggerBundle, load_tagger
@@ -85,23 +86,33 @@ class Predictor:
         return [rows(sentence.words, tagged) for sentence, tagged in zip(checked, self.predict(checked), strict=True)]
 
     def inspect(self, tokens: Sequence[str]) -> Trace:
-        """Tags plus h, c and the four gates of every encoder layer and direction, for one sentence."""
+        """Tags plus h, c and the four gates of every encoder layer and direction, for one sentence.
+
+        For an ensemble every member's encoder is traced, named ``members.K.encoder``.
+        """
         model = self.bundle.model
-        if not isinstance(model, Tagger):
+        if isinstance(model, Tagger):
+            encoders = [("encoder", model)]
+        elif isinstance(model, Ensemble):
+            encoders = [(f"members.{k}.encoder", member) for k, member in enumerate(model.members)]
+        else:
             raise ValueError(
                 f"a {type(model).__name__} has no LSTM to inspect; inspect an LSTM tagger or language model"
             )
         sentence = Sentence(_check_tokens(tokens, 0))
         batch = make_batch([sentence], self.bundle.vocabs)
-        with torch.no_grad():
-            features = model.features(batch)  # (1, T, F): what the encoder reads
-        _, _, traces = trace_lstm(model.encoder, features, lengths=batch.lengths, module="encoder")
+        layers = []
+        for name, tagger in encoders:
+            with torch.no_grad():
+                features = tagger.features(batch)  # (1, T, F): what the encoder reads
+            _, _, traces = trace_lstm(tagger.encoder, features, lengths=batch.lengths, module=name)
+            layers += single(traces)
         (tagged,) = self.predict([sentence])
         tags = {
             name: [{"tag": tag, "prob": prob} for tag, prob in zip(tagged.tags[name], tagged.probs[name], strict=True)]
             for name in tagged.tags
         }
-        return Trace(sentence.words, tags, single(traces))
+        return Trace(sentence.words, tags, layers)
 
     def stepper(self) -> TokenStepper:
         """Tag a sentence one token at a time, carrying (h, c); unidirectional softmax taggers only."""
@@ -160,6 +171,8 @@ class TokenStepper:
 
     def __init__(self, predictor: Predictor) -> None:
         model = predictor.bundle.model
+        if isinstance(model, Ensemble):
+            raise ValueError("an ensemble cannot be stepped token by token; step one unidirectional tagger")
         if not isinstance(model, Tagger):
             raise ValueError("only LSTM taggers can be stepped token by token")
         if model.config.head == "crf":

@@ -232,6 +232,7 @@ def create_app(predictors: dict[str, Predictor], limits: Limits | None = None) -
                     "columns": p.columns,
                     "kind": p.bundle.config.model.kind,
                     "inspectable": p.bundle.config.model.kind == "lstm",
+                    "members": len(getattr(p.bundle.model, "members", [None])),
                     "dev_accuracy": p.bundle.info.get("dev_accuracy"),
                 }
                 for name, p in predictors.items()

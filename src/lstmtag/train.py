@@ -89,6 +89,8 @@ def train_tagger(
     info: dict | None = None,
 ) -> TrainResult:
     """Train a tagger (LSTM or HMM, by ``config.model.kind``) and write the best model to ``out``."""
+    if not train or not dev:
+        raise ValueError(f"no {'training' if not train else 'dev'} sentences to {'train on' if not train else 'score'}")
     settings = config.train
     if settings.threads > 0:
         torch.set_num_threads(settings.threads)
