@@ -6,16 +6,16 @@ import torch
 from lstmtag.batch import make_batch
 from lstmtag.data import Sentence
 from lstmtag.hmm import IMPOSSIBLE, _decode_candidates
-from lstmtag.models import load_tagger, save_tagger
+from lstmtag.models import build_tagger, load_tagger, save_tagger
 from lstmtag.predict import Predictor
-from lstmtag.train import train_tagger
+from lstmtag.train import build_vocabs, train_tagger
 from tests.conftest import tiny_config
 
 
-@pytest.fixture(scope="module")
-def hmm(sample, tmp_path_factory):
+@pytest.fixture(scope="module", params=[True, False], ids=["joint", "per-column"])
+def hmm(request, sample, tmp_path_factory):
     out = tmp_path_factory.mktemp("hmm") / "hmm.safetensors"
-    result = train_tagger(sample, sample[:10], tiny_config("model.kind=hmm"), out)
+    result = train_tagger(sample, sample[:10], tiny_config("model.kind=hmm", f"model.hmm_joint={str(request.param).lower()}"), out)
     return out, result
 
 
@@ -52,7 +52,8 @@ def test_candidate_decoding_equals_full_viterbi_when_all_tags_are_candidates():
     emissions = torch.randn(2, 4, size)
     emissions[..., -1] = IMPOSSIBLE
     mask = torch.tensor([[True] * 4, [True, True, False, False]])
-    chosen, probs = _decode_candidates(emissions, transitions, mask, candidates=tags)
+    chosen, options, slot_probs = _decode_candidates(emissions, transitions, mask, candidates=tags)
+    probs = slot_probs.gather(2, (options == chosen[..., None]).int().argmax(-1, keepdim=True)).squeeze(2)
     boundary = size - 1
     for b, length in enumerate([4, 2]):
 
@@ -83,3 +84,32 @@ def test_batch_of_hmm_words_uses_exact_forms(hmm):
     assert bundle.vocabs.word_form == "exact"
     batch = make_batch([Sentence(["The"])], bundle.vocabs)
     assert batch.words[0, 0] != 1
+
+
+def test_joint_hmm_column_probabilities_are_brute_force_marginals(sample):
+    """A joint HMM's UPOS probability sums the marginals of every (UPOS, XPOS) pair with that UPOS."""
+    config = tiny_config("model.kind=hmm", "model.hmm_candidates=1000")  # every pair is a candidate
+    vocabs = build_vocabs(sample, config)
+    model = build_tagger(config, vocabs)
+    model.fit(sample, vocabs)
+    assert model.joint and any(t.split("\t")[0] == "AUX" for t in model.joint_tags)
+    batch = make_batch([Sentence(["They", "have", "left"])], vocabs, chars=False)
+    decoded = model.decode(batch)
+    column = model.columns["joint"]
+    word_rows, _ = model._rows(batch)
+    emissions = column.emissions[word_rows][0]  # (3, J + 1); all three words were seen in training
+    boundary = len(model.joint_tags)
+    paths = torch.tensor(list(itertools.product(range(boundary), repeat=3)))  # (J^3, 3)
+    edge = torch.full((len(paths), 2), boundary)
+    padded = torch.cat([edge, paths, edge[:, :1]], dim=1)
+    scores = emissions[0, paths[:, 0]] + emissions[1, paths[:, 1]] + emissions[2, paths[:, 2]]
+    for i in range(4):
+        scores = scores + column.transitions[padded[:, i], padded[:, i + 1], padded[:, i + 2]]
+    weights = scores.double().softmax(0)
+    best = paths[scores.argmax()]
+    for k, name in enumerate(model.labels):
+        tags, probs = decoded[name]
+        assert tags[0].tolist() == model.parts[best, k].tolist()
+        for t in range(3):
+            same = model.parts[paths[:, t], k] == tags[0, t]
+            assert float(probs[0, t]) == pytest.approx(float(weights[same].sum()), abs=1e-4)

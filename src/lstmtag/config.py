@@ -45,6 +45,7 @@ class ModelConfig:
     hmm_rare_count: int = 10
     hmm_candidates: int = 4  # tags considered per token when decoding (8 measured no better on EWT)
     hmm_smoothing: float = 1.0  # weight of the suffix guess in a known word's tag distribution
+    hmm_joint: bool = True  # with several columns, one HMM over their tag pairs (see hmm.py)
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,11 @@ def build_tagger(config: Config, vocabs: Vocabs) -> nn.Module:
     labels = {name: vocab.itos for name, vocab in vocabs.labels.items()}
     if config.model.kind == "hmm":
         return HMMTagger(
-            config.model, words=vocabs.words.itos, labels=labels, suffixes=vocabs.extra.get("suffixes", ())
+            config.model,
+            words=vocabs.words.itos,
+            labels=labels,
+            suffixes=vocabs.extra.get("suffixes", ()),
+            joint_tags=vocabs.extra.get("joint_tags", ()),
         )
     if config.model.kind != "lstm":
         raise ValueError(f"model.kind must be 'lstm' or 'hmm', got {config.model.kind!r}")
