@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import SHARED, lstmtag_command, machine, write
+from common import SHARED, lstmtag_command, machine, train_minutes, write
 from lstmtag.checkpoint import read
 
 
@@ -70,8 +70,8 @@ def main() -> None:
         "command": " ".join([sys.executable, *sys.argv]),
         "machine": machine(),
         "model": args.model,
-        "model_mb": Path(args.model).stat().st_size / 2**20,
-        "train_minutes": info.get("train_seconds", 0) / 60,
+        "model_mb": Path(args.model).stat().st_size / 1e6,  # decimal MB, as the 20 MB limit
+        "train_minutes": train_minutes(info),
         "train_command": info.get("command"),
         "ewt_test": {
             name: {k: column[k] for k in ("accuracy", "known_accuracy", "unknown_accuracy", "unknown_tokens")}
@@ -94,7 +94,7 @@ def main() -> None:
     }
     results["turkish_model"] = {
         "path": str(turkish),
-        "train_minutes": tr_info.get("train_seconds", 0) / 60,
+        "train_minutes": train_minutes(tr_info),
         "command": tr_info.get("command"),
     }
     ewt = results["ewt_test"]

@@ -51,3 +51,10 @@ def write(name: str, payload: dict, table: str) -> None:
     (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     (RESULTS / f"{name}.md").write_text(table + "\n", encoding="utf-8")
     print(table)
+
+
+def train_minutes(info: dict) -> float:
+    """Training wall time of a model file; an ensemble's members trained side by side, so the longest."""
+    if "members" in info:
+        return max(member.get("train_seconds", 0) for member in info["members"]) / 60
+    return info.get("train_seconds", 0) / 60

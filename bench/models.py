@@ -18,7 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from common import SHARED, lstmtag_command, machine, write
+from common import SHARED, lstmtag_command, machine, train_minutes, write
 from lstmtag.checkpoint import read
 
 MODELS = {
@@ -26,7 +26,7 @@ MODELS = {
     "lesson": ("Lesson LSTM: words, unidirectional, softmax", "configs/lesson.toml"),
     "bilstm": ("BiLSTM + char features, softmax", "configs/pos.toml"),
     "crf": ("BiLSTM + char features + CRF", "configs/pos_crf.toml"),
-    "shipped": ("Shipped model (BiLSTM + char, softmax; its own budget)", "configs/pos.toml"),
+    "shipped": ("Shipped model (see models/README.md; its own budget)", "configs/pos.toml"),
 }
 EWT = SHARED / "ud" / "en_ewt"
 
@@ -59,13 +59,17 @@ def train_and_score(key: str, minutes: float, folder: Path) -> dict:
     return {
         "model": name,
         "config": config,
-        "train_minutes": info.get("train_seconds", 0) / 60,
+        "train_minutes": train_minutes(info),
         "columns": {
             c: {k: v[k] for k in ("accuracy", "known_accuracy", "unknown_accuracy")}
             for c, v in report["columns"].items()
         },
         "tokens_per_second_1_thread": report["tokens_per_second"],
     }
+
+
+def _duration(minutes: float) -> str:
+    return f"{minutes:.1f} min" if minutes >= 1 else f"{minutes * 60:.0f} s"
 
 
 def main() -> None:
@@ -98,7 +102,7 @@ def main() -> None:
             c = row["columns"][column]
             cells.append(f"{c['accuracy']:.2%} / {c['known_accuracy']:.2%} / {c['unknown_accuracy']:.2%}")
         lines.append(
-            f"| {row['model']} | {cells[0]} | {cells[1]} | {row['train_minutes']:.1f} min | "
+            f"| {row['model']} | {cells[0]} | {cells[1]} | {_duration(row['train_minutes'])} | "
             f"{row['tokens_per_second_1_thread']:,.0f} |"
         )
     note = (

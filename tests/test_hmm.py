@@ -15,7 +15,9 @@ from tests.conftest import tiny_config
 @pytest.fixture(scope="module", params=[True, False], ids=["joint", "per-column"])
 def hmm(request, sample, tmp_path_factory):
     out = tmp_path_factory.mktemp("hmm") / "hmm.safetensors"
-    result = train_tagger(sample, sample[:10], tiny_config("model.kind=hmm", f"model.hmm_joint={str(request.param).lower()}"), out)
+    result = train_tagger(
+        sample, sample[:10], tiny_config("model.kind=hmm", f"model.hmm_joint={str(request.param).lower()}"), out
+    )
     return out, result
 
 
