@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from lstmtag.batch import make_batch
+from lstmtag.checkpoint import read, save
 from lstmtag.data import Sentence
 from lstmtag.hmm import IMPOSSIBLE, _decode_candidates
 from lstmtag.models import build_tagger, load_tagger, save_tagger
@@ -115,3 +116,15 @@ def test_joint_hmm_column_probabilities_are_brute_force_marginals(sample):
         for t in range(3):
             same = model.parts[paths[:, t], k] == tags[0, t]
             assert float(probs[0, t]) == pytest.approx(float(weights[same].sum()), abs=1e-4)
+
+
+def test_hmm_saved_before_joint_models_still_loads(sample, tmp_path):
+    """A file whose config has no ``hmm_joint`` holds one HMM per column, whatever the new default."""
+    out = tmp_path / "old.safetensors"
+    train_tagger(sample, sample[:10], tiny_config("model.kind=hmm", "model.hmm_joint=false"), out)
+    saved = read(out)
+    del saved.config["model"]["hmm_joint"]
+    save(out, saved)
+    predictor = Predictor.load(out)
+    assert not predictor.bundle.model.joint
+    assert predictor.evaluate(sample[:10])["columns"]["upos"]["accuracy"] > 0.9

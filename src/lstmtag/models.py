@@ -100,6 +100,9 @@ def bundle_from_file(model_file: checkpoint.ModelFile, source: str) -> TaggerBun
     try:
         values = dict(model_file.config)
         members = values.pop("members", None)
+        model_values = values.get("model", {})
+        if model_values.get("kind") == "hmm" and "hmm_joint" not in model_values:
+            values["model"] = {**model_values, "hmm_joint": False}  # saved before joint HMMs existed
         config = Config.from_dict(values)
         vocabs = Vocabs.from_dict(model_file.vocabs)
         if members is None:
