@@ -21,7 +21,7 @@ def members(sample, tmp_path_factory):
     for seed, char_hidden in ((1, 8), (2, 12)):
         config = tiny_config("train.epochs=3", f"train.seed={seed}", f"model.char_hidden={char_hidden}")
         path = folder / f"m{seed}.safetensors"
-        train_tagger(sample[:40], sample[40:60], config, path)
+        train_tagger(sample[:40], sample[40:48], config, path)
         paths.append(path)
     return paths
 
@@ -53,6 +53,8 @@ def test_save_load_identical_and_batched_equals_one_by_one(combined, dev_sample,
     for sentence, tagged in zip(dev_sample[:10], b[:10], strict=True):
         (alone,) = Predictor(loaded).predict([sentence])
         assert alone.tags == tagged.tags
+        for name in alone.probs:
+            assert alone.probs[name] == pytest.approx(tagged.probs[name], abs=1e-5)
 
 
 def test_half_storage_halves_the_file_and_loads_the_rounded_weights(combined, tmp_path):
@@ -86,7 +88,7 @@ def test_refuses_what_cannot_be_averaged(members, sample, tmp_path):
     with pytest.raises(ValueError, match="at least two"):
         Ensemble([bundles[0].model])
     crf_path = tmp_path / "crf.safetensors"
-    train_tagger(sample[:40], sample[40:60], tiny_config("train.epochs=1", "model.head=crf"), crf_path)
+    train_tagger(sample[:40], sample[40:48], tiny_config("train.epochs=1", "model.head=crf"), crf_path)
     with pytest.raises(ValueError, match="softmax"):
         ensemble([bundles[0], load_tagger(crf_path)], ["a", "crf"])
     other_path = tmp_path / "other.safetensors"
