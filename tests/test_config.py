@@ -1,6 +1,6 @@
 import pytest
 
-from lstmtag.config import Config, load_config, parse_override
+from lstmtag.config import Config, load_config, parse_override, saved_config
 
 
 def test_defaults_round_trip_through_dict():
@@ -30,3 +30,9 @@ def test_typos_and_wrong_types_are_errors():
 def test_shipped_presets_load():
     for name in ("pos", "hmm", "pos_crf", "lesson"):
         load_config(f"configs/{name}.toml")
+
+
+def test_saved_config_gives_settings_a_file_predates_their_old_behaviour():
+    assert Config().model.hmm_joint is True  # new runs
+    assert saved_config({"model": {"kind": "hmm"}}).model.hmm_joint is False  # a file saved before the setting
+    assert saved_config({"model": {"kind": "hmm", "hmm_joint": True}}).model.hmm_joint is True

@@ -46,6 +46,10 @@ def friendly_errors(command):
 
 
 ModelOption = Annotated[str, typer.Option("--model", "-m", help="Model file, or a shipped model's short name (en).")]
+OutOption = Annotated[Path, typer.Option("--out", help="Where to write the best model (.safetensors).")]
+SetOption = Annotated[list[str] | None, typer.Option("--set", help="Override a setting: section.key=value.")]
+MaxMinutesOption = Annotated[float | None, typer.Option(help="Stop after this many minutes, keeping the best model.")]
+ResumeOption = Annotated[bool, typer.Option(help="Continue from the training state saved beside --out.")]
 
 
 @app.command()
@@ -55,13 +59,11 @@ def train(
         Path, typer.Option("--train", help="Training data (CoNLL-U unless data.format says otherwise).")
     ],
     dev_file: Annotated[Path, typer.Option("--dev", help="Development data, for early stopping.")],
-    out_file: Annotated[Path, typer.Option("--out", help="Where to write the best model (.safetensors).")],
+    out_file: OutOption,
     config_file: Annotated[Path | None, typer.Option("--config", help="TOML preset, e.g. configs/pos.toml.")] = None,
-    overrides: Annotated[list[str] | None, typer.Option("--set", help="Override a setting: section.key=value.")] = None,
-    max_minutes: Annotated[
-        float | None, typer.Option(help="Stop after this many minutes, keeping the best model.")
-    ] = None,
-    resume: Annotated[bool, typer.Option(help="Continue from the training state saved beside --out.")] = False,
+    overrides: SetOption = None,
+    max_minutes: MaxMinutesOption = None,
+    resume: ResumeOption = False,
 ) -> None:
     """Train a tagger (LSTM, LSTM+CRF or HMM) and keep the model that scores best on dev."""
     from lstmtag.config import load_config
@@ -179,8 +181,6 @@ def ensemble(
     from lstmtag.models import load_tagger, round_to_half, save_tagger
     from lstmtag.predict import Predictor
 
-    if len(models) < 2:
-        raise ValueError("give at least two model files to combine")
     bundles = [load_tagger(name) for name in models]
     combined = combine(bundles, list(models))
     combined.info["command"] = "lstmtag " + " ".join(sys.argv[1:])
@@ -303,17 +303,15 @@ def inspect(
 @friendly_errors
 def lm_train(
     text_file: Annotated[Path, typer.Option("--text", help="Plain UTF-8 text to train on.")],
-    out_file: Annotated[Path, typer.Option("--out", help="Where to write the best model (.safetensors).")],
+    out_file: OutOption,
     unit: Annotated[str | None, typer.Option(help="char or word (overrides lm.unit).")] = None,
     valid_file: Annotated[Path | None, typer.Option("--valid", help="Validation text (default: the last 10%).")] = None,
     config_file: Annotated[
         Path | None, typer.Option("--config", help="TOML preset, e.g. configs/lm_char.toml.")
     ] = None,
-    overrides: Annotated[list[str] | None, typer.Option("--set", help="Override a setting: lm.key=value.")] = None,
-    max_minutes: Annotated[
-        float | None, typer.Option(help="Stop after this many minutes, keeping the best model.")
-    ] = None,
-    resume: Annotated[bool, typer.Option(help="Continue from the training state saved beside --out.")] = False,
+    overrides: SetOption = None,
+    max_minutes: MaxMinutesOption = None,
+    resume: ResumeOption = False,
 ) -> None:
     """Train an LSTM language model with truncated BPTT; the hidden state carries across batches."""
     from dataclasses import replace

@@ -125,6 +125,15 @@ class Config:
 
 _SECTION_TYPES = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "lm": LMConfig}
 
+# Settings added after model files were first written, with the value that reproduces how those
+# older files behave (their defaults may differ for new runs).
+SAVED_BEFORE = {"model": {"hmm_joint": False}}
+
+
+def saved_config(values: dict[str, Any]) -> Config:
+    """The config stored in a model file; a setting the file predates takes its ``SAVED_BEFORE`` value."""
+    return Config.from_dict({name: {**SAVED_BEFORE.get(name, {}), **given} for name, given in values.items()})
+
 
 def _plain(value: Any) -> Any:
     if isinstance(value, dict):

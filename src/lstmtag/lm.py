@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from lstmtag import checkpoint
-from lstmtag.config import Config, LMConfig
+from lstmtag.config import Config, LMConfig, saved_config
 from lstmtag.inspector import Trace, single, trace_lstm
 from lstmtag.metrics import perplexity
 from lstmtag.vocab import Vocab
@@ -215,7 +215,7 @@ class LanguageModel:
     @classmethod
     def from_file(cls, model_file: checkpoint.ModelFile, source: str) -> LanguageModel:
         try:
-            config = Config.from_dict(model_file.config)
+            config = saved_config(model_file.config)
             vocab = Vocab(model_file.vocabs["tokens"])
             model = LSTMLanguageModel(config.lm, len(vocab))
             model.load_state_dict(model_file.tensors, strict=True)

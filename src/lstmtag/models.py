@@ -13,7 +13,7 @@ from torch import nn
 
 from lstmtag import checkpoint
 from lstmtag.batch import Vocabs
-from lstmtag.config import Config, ModelConfig
+from lstmtag.config import Config, ModelConfig, saved_config
 from lstmtag.ensemble import Ensemble
 from lstmtag.hmm import HMMTagger
 from lstmtag.tagger import Tagger
@@ -100,15 +100,12 @@ def bundle_from_file(model_file: checkpoint.ModelFile, source: str) -> TaggerBun
     try:
         values = dict(model_file.config)
         members = values.pop("members", None)
-        model_values = values.get("model", {})
-        if model_values.get("kind") == "hmm" and "hmm_joint" not in model_values:
-            values["model"] = {**model_values, "hmm_joint": False}  # saved before joint HMMs existed
-        config = Config.from_dict(values)
+        config = saved_config(values)
         vocabs = Vocabs.from_dict(model_file.vocabs)
         if members is None:
             model = build_tagger(config, vocabs)
         else:
-            model = Ensemble([build_tagger(Config.from_dict({**values, "model": m}), vocabs) for m in members])
+            model = Ensemble([build_tagger(saved_config({**values, "model": m}), vocabs) for m in members])
         model.load_state_dict(model_file.tensors, strict=True)
     except (ValueError, KeyError, RuntimeError, TypeError) as error:
         raise checkpoint.ModelFileError(f"{source}: model file does not match its own config: {error}") from None

@@ -52,8 +52,8 @@ class Predictor:
         labels = self.bundle.vocabs.labels
         with torch.no_grad():  # not inference_mode: CRF and HMM marginals use autograd
             equal = getattr(self.bundle.model, "equal_length_batches", False)
+            uses_chars = getattr(self.bundle.model, "uses_chars", True)
             for chunk in _chunks(sentences, self.batch_size, equal_lengths=equal):
-                uses_chars = getattr(self.bundle.model, "uses_chars", True)
                 batch = make_batch([sentences[i] for i in chunk], self.bundle.vocabs, chars=uses_chars)
                 decoded = self.bundle.model.decode(batch)
                 decoded = {name: (ids.tolist(), probs.tolist()) for name, (ids, probs) in decoded.items()}
