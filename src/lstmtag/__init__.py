@@ -15,13 +15,19 @@ __version__ = "0.1.0"
 __all__ = ["load", "inspect", "__version__"]
 
 
-def load(name: str | Path) -> Any:
-    """Load a model by shipped short name (``"en"``) or path: a ``Predictor`` or a ``LanguageModel``."""
+def load(name: str | Path, **options: Any) -> Any:
+    """Load a model by shipped short name (``"en"``) or path: a ``Predictor`` or a ``LanguageModel``.
+
+    A tagger takes the ``Predictor`` options: ``precision="int8"`` or ``"bf16"`` for reduced-precision
+    weights, ``batch_size``. A ``.onnx`` file (``lstmtag export``) runs on ONNX Runtime.
+    """
     from lstmtag import checkpoint
-    from lstmtag.models import bundle_from_file, resolve
+    from lstmtag.models import bundle_from_file, load_tagger, resolve
     from lstmtag.predict import Predictor
 
     path = resolve(name)
+    if path.suffix == ".onnx":
+        return Predictor(load_tagger(path), **options)
     model_file = checkpoint.read(path)
     if model_file.kind == "lm":
         from lstmtag.lm import LanguageModel
@@ -31,7 +37,7 @@ def load(name: str | Path) -> Any:
         raise checkpoint.ModelFileError(
             f"{path}: a {model_file.kind} file, not a model (use its model, not the training state)"
         )
-    return Predictor(bundle_from_file(model_file, str(path)))
+    return Predictor(bundle_from_file(model_file, str(path)), **options)
 
 
 def inspect(model: Any, tokens: Any) -> Any:

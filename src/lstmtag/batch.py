@@ -14,6 +14,8 @@ character LSTM's work on running text.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -59,8 +61,9 @@ class Vocabs:
         )
 
 
+@functools.lru_cache(maxsize=65536)
 def word_key(word: str) -> str:
-    """The form a word embedding is looked up by: lowercased, digits folded to 0."""
+    """The form a word embedding is looked up by: lowercased, digits folded to 0 (cached: it is hot)."""
     return "".join("0" if ch.isdigit() else ch for ch in word.lower())
 
 
@@ -74,6 +77,7 @@ class Batch:
     char_lengths: torch.Tensor
     labels: dict[str, torch.Tensor]
     tokens: list[list[str]] = field(default_factory=list)  # the words as given, for count-based models
+    spellings: list[str] = field(default_factory=list)  # the U distinct spellings, in ``chars`` order
 
 
 def make_batch(
@@ -90,38 +94,51 @@ def make_batch(
     ``alpha / (alpha + c)``, so the model learns to tag from characters when it meets unseen words.
     ``chars=False`` leaves the character tensors empty, for models that do not read them.
     """
-    longest = max(len(s.words) for s in sentences)
-    spellings: dict[str, int] = {}
-    label_names = [n for n in vocabs.labels if sentences and all(n in s.labels for s in sentences)]
-    word_rows, type_rows = [], []
-    label_rows: dict[str, list[list[int]]] = {n: [] for n in label_names}
-    unk = vocabs.words.unk_id
-    for sentence in sentences:
-        ids = vocabs.words.ids(vocabs.lookup(w) for w in sentence.words)
-        if word_dropout > 0 and rng is not None:
-            counts = vocabs.word_counts
-            ids = [unk if rng.random() < word_dropout / (word_dropout + counts[i]) else i for i in ids]
-        word_rows.append(_padded(ids, longest))
-        if chars:
-            type_rows.append(_padded([spellings.setdefault(w, len(spellings)) for w in sentence.words], longest))
-        for name in label_names:
-            # A label unseen in training gets id -1: never predicted, so it counts as wrong.
-            stoi = vocabs.labels[name].stoi
-            label_rows[name].append(_padded([stoi.get(t, -1) for t in sentence.labels[name]], longest))
     lengths = torch.tensor([len(s.words) for s in sentences])
-    mask = torch.arange(longest)[None, :] < lengths[:, None]
-    char_lists = [vocabs.chars.ids(spelling) for spelling in spellings] or [[]]
-    widest = max(len(c) for c in char_lists)
-    char_ids = torch.tensor([_padded(c, widest) for c in char_lists], dtype=torch.long)
+    longest = int(lengths.max())
+    mask = torch.arange(longest)[None, :] < lengths[:, None]  # (B, T); row-major, like the flat lists below
+    words = [w for s in sentences for w in s.words]
+    lookup = vocabs.lookup
+    ids = vocabs.words.ids(lookup(w) for w in words)
+    if word_dropout > 0 and rng is not None:
+        counts, unk = vocabs.word_counts, vocabs.words.unk_id
+        ids = [unk if rng.random() < word_dropout / (word_dropout + counts[i]) else i for i in ids]
+    spellings: dict[str, int] = {}
+    types = _fill(mask, [spellings.setdefault(w, len(spellings)) for w in words] if chars else [])
+    label_names = [n for n in vocabs.labels if all(n in s.labels for s in sentences)]
+    labels = {}
+    for name in label_names:
+        # A label unseen in training gets id -1: never predicted, so it counts as wrong.
+        stoi = vocabs.labels[name].stoi
+        labels[name] = _fill(mask, [stoi.get(t, -1) for s in sentences for t in s.labels[name]])
+    char_lists = [vocabs.chars.ids(char_window(spelling)) for spelling in spellings] or [[]]
     char_lengths = torch.tensor([len(c) for c in char_lists])
-    labels = {name: torch.tensor(values) for name, values in label_rows.items()}
-    types = torch.tensor(type_rows) if chars else torch.zeros(len(sentences), longest, dtype=torch.long)
+    char_ids = _fill(
+        torch.arange(int(char_lengths.max()))[None, :] < char_lengths[:, None],
+        list(itertools.chain.from_iterable(char_lists)),
+    )
     tokens = [s.words for s in sentences]
-    return Batch(torch.tensor(word_rows), mask, lengths, types, char_ids, char_lengths, labels, tokens)
+    return Batch(_fill(mask, ids), mask, lengths, types, char_ids, char_lengths, labels, tokens, list(spellings))
 
 
-def _padded(ids: list[int], length: int) -> list[int]:
-    return ids + [0] * (length - len(ids))
+def _fill(mask: torch.Tensor, flat: list[int]) -> torch.Tensor:
+    """A zero tensor shaped like ``mask`` with ``flat`` written into its True cells, row by row."""
+    out = torch.zeros(mask.shape, dtype=torch.long)
+    if flat:
+        out[mask] = torch.tensor(flat, dtype=torch.long)
+    return out
+
+
+CHAR_WINDOW = 32  # characters the char model reads from each end of a longer token
+
+
+def char_window(spelling: str) -> str:
+    """What the character model reads of a token: all of it, or its first and last ``CHAR_WINDOW``.
+
+    Why: a batch pads every spelling to the longest one, so a single 1 MB token would cost gigabytes.
+    The ends of a word carry what tagging needs from its spelling (prefixes, suffixes, capitals).
+    """
+    return spelling if len(spelling) <= 2 * CHAR_WINDOW else spelling[:CHAR_WINDOW] + spelling[-CHAR_WINDOW:]
 
 
 def bucketed(

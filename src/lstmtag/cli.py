@@ -66,6 +66,60 @@ def train(
     resume: ResumeOption = False,
 ) -> None:
     """Train a tagger (LSTM, LSTM+CRF or HMM) and keep the model that scores best on dev."""
+    _train(train_file, dev_file, out_file, config_file, overrides, max_minutes, resume)
+
+
+@app.command()
+@friendly_errors
+def distill(
+    teacher: Annotated[str, typer.Argument(help="The teacher: a tagger or ensemble file, or a shipped name (en).")],
+    train_file: Annotated[Path, typer.Option("--train", help="Training data (the teacher's training data).")],
+    dev_file: Annotated[Path, typer.Option("--dev", help="Development data, for early stopping.")],
+    out_file: OutOption,
+    config_file: Annotated[
+        Path | None, typer.Option("--config", help="The student's TOML preset, e.g. configs/student.toml.")
+    ] = None,
+    overrides: SetOption = None,
+    max_minutes: MaxMinutesOption = None,
+    resume: ResumeOption = False,
+    weight: Annotated[
+        float, typer.Option(help="Weight of the teacher's distributions; the gold labels get 1 - weight.")
+    ] = 0.5,
+) -> None:
+    """Train a small, fast student tagger on a teacher's tag distributions (and the gold labels)."""
+    from lstmtag.predict import Predictor
+
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"--weight must be between 0 and 1, got {weight}")
+    _train(train_file, dev_file, out_file, config_file, overrides, max_minutes, resume, Predictor.load(teacher), weight)
+
+
+@app.command()
+@friendly_errors
+def export(
+    model: Annotated[str, typer.Argument(help="Model file or shipped short name.")],
+    out_file: Annotated[Path, typer.Option("--out", help="Where to write the ONNX model (.onnx).")],
+    int8: Annotated[bool, typer.Option("--int8", help="int8 weights (ONNX Runtime dynamic quantization).")] = False,
+) -> None:
+    """Write a tagger's network (emissions; heads decode outside) as ONNX, for ONNX Runtime."""
+    from lstmtag.models import load_tagger
+    from lstmtag.onnx_backend import export as export_onnx
+
+    export_onnx(load_tagger(model), out_file, int8=int8)
+    console.print(f"wrote {out_file} ({out_file.stat().st_size / 1e6:.1f} MB)")
+
+
+def _train(
+    train_file: Path,
+    dev_file: Path,
+    out_file: Path,
+    config_file: Path | None,
+    overrides: list[str] | None,
+    max_minutes: float | None,
+    resume: bool,
+    teacher=None,
+    weight: float = 0.5,
+) -> None:
     from lstmtag.config import load_config
     from lstmtag.data import load_labelled
     from lstmtag.train import train_tagger, with_overrides
@@ -76,6 +130,8 @@ def train(
     train_data = load_labelled(train_file, config.data.format, config.data.columns)
     dev_data = load_labelled(dev_file, config.data.format, config.data.columns)
     console.print(f"train: {len(train_data)} sentences, dev: {len(dev_data)}; columns {list(config.data.columns)}")
+    if teacher is not None:
+        console.print(f"teacher: {teacher.columns}; computing its tag distributions on train")
     command = "lstmtag " + " ".join(sys.argv[1:])
     with Progress(
         TextColumn("epoch {task.fields[epoch]}"),
@@ -113,6 +169,8 @@ def train(
             resume=resume,
             on_progress=show,
             info={"command": command, "train_file": str(train_file)},
+            teacher=teacher,
+            distill_weight=weight,
         )
     console.print(
         f"best dev accuracy {result.best_accuracy:.4f} at epoch {result.best_epoch}; "

@@ -141,6 +141,10 @@ def ensemble(bundles: list[TaggerBundle], sources: list[str]) -> TaggerBundle:
 
 def load_tagger(name: str | Path) -> TaggerBundle:
     path = resolve(name)
+    if path.suffix == ".onnx":
+        from lstmtag.onnx_backend import load_onnx  # optional extra: onnxruntime is imported only here
+
+        return TaggerBundle(*load_onnx(path))
     model_file = checkpoint.read(path)
     if model_file.kind != "tagger":
         raise checkpoint.ModelFileError(f"{path}: a {model_file.kind} model, not a tagger")

@@ -1,7 +1,8 @@
 """Predictor: the one inference path behind the Python API, the CLI and the HTTP service.
 
-Sentences are sorted by length and decoded in batches (little padding), then returned in input
-order. Decoding returns ids; ids become tag strings here and nowhere else.
+Sentences are sorted by length and decoded in padded batches of mixed lengths (little padding, and
+padding never changes a result: see runtime.py), then returned in input order. Decoding returns
+ids; ids become tag strings (and lemma edit scripts become lemmas) here and nowhere else.
 """
 
 from __future__ import annotations
@@ -17,8 +18,11 @@ from lstmtag.batch import make_batch
 from lstmtag.data import Sentence
 from lstmtag.ensemble import Ensemble
 from lstmtag.inspector import Stepper, Trace, single, trace_lstm
+from lstmtag.lemma import COLUMN as LEMMA
+from lstmtag.lemma import apply as apply_script
 from lstmtag.metrics import ColumnScores, SpanScores, is_bio
 from lstmtag.models import TaggerBundle, load_tagger
+from lstmtag.runtime import InferenceEnsemble, InferenceTagger, for_inference
 from lstmtag.tagger import Tagger
 
 
@@ -31,39 +35,61 @@ class Tagged:
 
 
 class Predictor:
-    """Tags token lists with a loaded model. Build one with ``Predictor.load("en")``."""
+    """Tags token lists with a loaded model. Build one with ``Predictor.load("en")``.
 
-    def __init__(self, bundle: TaggerBundle, *, batch_size: int = 256) -> None:
+    ``precision`` picks the weights the neural encoder runs with: ``float``, ``int8`` (dynamic
+    quantization) or ``bf16``; ``batch_size`` is the most sentences tagged in one padded batch.
+    """
+
+    def __init__(self, bundle: TaggerBundle, *, batch_size: int = 128, precision: str = "float") -> None:
         self.bundle = bundle
         self.batch_size = batch_size
         self.bundle.model.eval()
+        self.runtime = for_inference(bundle.model, precision=precision)
+        self.precision = getattr(self.runtime, "precision", "float")
 
     @classmethod
-    def load(cls, name: str | Path, **options: int) -> Predictor:
-        return cls(load_tagger(name), **options)
+    def load(cls, name: str | Path, **options: object) -> Predictor:
+        return cls(load_tagger(name), **options)  # type: ignore[arg-type]
 
     @property
     def columns(self) -> list[str]:
         return list(self.bundle.vocabs.labels)
 
     def predict(self, sentences: Sequence[Sentence]) -> list[Tagged]:
-        """Decode ``sentences`` in batches of equal length; results come back in input order."""
+        """Decode ``sentences`` in padded batches sorted by length; results come back in input order."""
         results: list[Tagged | None] = [None] * len(sentences)
         labels = self.bundle.vocabs.labels
         with torch.no_grad():  # not inference_mode: CRF and HMM marginals use autograd
-            equal = getattr(self.bundle.model, "equal_length_batches", False)
             uses_chars = getattr(self.bundle.model, "uses_chars", True)
-            for chunk in _chunks(sentences, self.batch_size, equal_lengths=equal):
+            for chunk in _chunks(sentences, self.batch_size):
                 batch = make_batch([sentences[i] for i in chunk], self.bundle.vocabs, chars=uses_chars)
-                decoded = self.bundle.model.decode(batch)
+                decoded = self.runtime.decode(batch)
                 decoded = {name: (ids.tolist(), probs.tolist()) for name, (ids, probs) in decoded.items()}
                 for row, index in enumerate(chunk):
-                    n = len(sentences[index].words)
+                    words = sentences[index].words
+                    n = len(words)
+                    tags = {name: [labels[name].itos[i] for i in ids[row][:n]] for name, (ids, _) in decoded.items()}
+                    if LEMMA in tags:
+                        tags[LEMMA] = [apply_script(edit, word) for edit, word in zip(tags[LEMMA], words, strict=True)]
                     results[index] = Tagged(
-                        tags={name: [labels[name].itos[i] for i in ids[row][:n]] for name, (ids, _) in decoded.items()},
-                        probs={name: probs[row][:n] for name, (_, probs) in decoded.items()},
+                        tags=tags, probs={name: probs[row][:n] for name, (_, probs) in decoded.items()}
                     )
         return results  # type: ignore[return-value]
+
+    def distributions(self, sentences: Sequence[Sentence]) -> list[dict[str, torch.Tensor]]:
+        """Every column's full tag distribution, name -> (T, num_tags) per sentence (for distillation)."""
+        if not isinstance(self.runtime, (InferenceTagger, InferenceEnsemble)):
+            raise ValueError(f"a {type(self.bundle.model).__name__} gives no tag distributions to learn from")
+        results: list[dict[str, torch.Tensor]] = [{} for _ in sentences]
+        with torch.no_grad():
+            for chunk in _chunks(sentences, self.batch_size):
+                batch = make_batch([sentences[i] for i in chunk], self.bundle.vocabs)
+                probs = {name: scores.softmax(-1) for name, scores in self.runtime(batch).items()}
+                for row, index in enumerate(chunk):
+                    n = len(sentences[index].words)
+                    results[index] = {name: p[row, :n].clone() for name, p in probs.items()}
+        return results
 
     def stream(self, sentences: Iterable[Sentence], *, chunk_size: int = 1024) -> Iterator[tuple[Sentence, Tagged]]:
         """Tag an iterator of sentences in chunks, so memory does not grow with the input."""
@@ -199,22 +225,11 @@ class TokenStepper:
         return row
 
 
-def _chunks(sentences: Sequence[Sentence], size: int, *, equal_lengths: bool) -> Iterator[list[int]]:
-    """Indices of sentences sorted by length, ``size`` at most a chunk.
-
-    With ``equal_lengths`` a chunk never mixes lengths: no padding, so an LSTM needs no packing.
-    """
+def _chunks(sentences: Sequence[Sentence], size: int) -> Iterator[list[int]]:
+    """Indices of sentences sorted by length, ``size`` at most a chunk (so neighbours pad little)."""
     order = sorted(range(len(sentences)), key=lambda i: len(sentences[i].words))
-    chunk: list[int] = []
-    for index in order:
-        if chunk and (
-            len(chunk) == size or (equal_lengths and len(sentences[index].words) != len(sentences[chunk[0]].words))
-        ):
-            yield chunk
-            chunk = []
-        chunk.append(index)
-    if chunk:
-        yield chunk
+    for start in range(0, len(order), size):
+        yield order[start : start + size]
 
 
 def _check_tokens(tokens: object, index: int) -> list[str]:

@@ -21,7 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.middleware.base import BaseHTTPMiddleware
 
 from lstmtag.data import Sentence
+from lstmtag.ensemble import Ensemble
 from lstmtag.predict import Predictor, Tagged, rows
+from lstmtag.tagger import Tagger
 
 TOKEN = re.compile(
     r"n't\b|'(?:s|re|ve|ll|d|m)\b|\w+?(?=n't\b)|\w+(?:[-.]\w+|'(?!(?:s|re|ve|ll|d|m)\b)\w+)*|[^\w\s]", re.IGNORECASE
@@ -231,8 +233,8 @@ def create_app(predictors: dict[str, Predictor], limits: Limits | None = None) -
                     "name": name,
                     "columns": p.columns,
                     "kind": p.bundle.config.model.kind,
-                    "inspectable": p.bundle.config.model.kind == "lstm",
-                    "members": len(getattr(p.bundle.model, "members", [None])),
+                    "inspectable": isinstance(p.bundle.model, (Tagger, Ensemble)),
+                    "members": len(p.bundle.info.get("members", [None])),
                     "dev_accuracy": p.bundle.info.get("dev_accuracy"),
                 }
                 for name, p in predictors.items()

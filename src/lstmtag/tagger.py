@@ -22,8 +22,8 @@ class SoftmaxHead(nn.Module):
     """Independent per-token choice: log-softmax over the emissions, NLL loss."""
 
     def loss(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Mean negative log-likelihood over the real tokens."""
-        return F.cross_entropy(emissions[mask], tags[mask].clamp(min=0))
+        """Mean negative log-likelihood over the real tokens; a tag id of -1 (no class) is left out."""
+        return F.cross_entropy(emissions[mask], tags[mask], ignore_index=-1)
 
     def decode(self, emissions: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Best tag per token (B, T) and its probability (B, T)."""

@@ -18,10 +18,12 @@ from pathlib import Path
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from lstmtag import checkpoint
+from lstmtag import checkpoint, distill
 from lstmtag.batch import Vocabs, bucketed, make_batch, word_key
 from lstmtag.config import Config
 from lstmtag.data import Sentence
+from lstmtag.lemma import COLUMN as LEMMA
+from lstmtag.lemma import with_scripts
 from lstmtag.models import TaggerBundle, build_tagger, save_tagger
 from lstmtag.predict import Predictor
 from lstmtag.vocab import Vocab
@@ -65,7 +67,7 @@ def build_vocabs(sentences: Sequence[Sentence], config: Config) -> Vocabs:
     words = Vocab.from_counts(word_counts, min_count=config.data.min_word_count)
     labels = {}
     for name in config.data.columns:
-        counts = Counter(t for s in sentences for t in s.labels[name])
+        counts = Counter(t for s in sentences for t in s.labels[name] if t)  # "": no class (lemma.with_scripts)
         labels[name] = Vocab.from_counts(counts, specials=False)
     vocabs = Vocabs(words, Vocab.from_counts(char_counts), labels, word_form=word_form)
     vocabs.word_counts = [0, 0] + [word_counts[w] for w in words.itos[2:]]
@@ -87,8 +89,13 @@ def train_tagger(
     resume: bool = False,
     on_progress: Callable[[Progress], None] | None = None,
     info: dict | None = None,
+    teacher: Predictor | None = None,
+    distill_weight: float = 0.5,
 ) -> TrainResult:
-    """Train a tagger (LSTM or HMM, by ``config.model.kind``) and write the best model to ``out``."""
+    """Train a tagger (LSTM or HMM, by ``config.model.kind``) and write the best model to ``out``.
+
+    With a ``teacher``, the tagger is a student distilled from its tag distributions (distill.py).
+    """
     if not train or not dev:
         raise ValueError(f"no {'training' if not train else 'dev'} sentences to {'train on' if not train else 'score'}")
     settings = config.train
@@ -97,9 +104,15 @@ def train_tagger(
     random.seed(settings.seed)
     torch.manual_seed(settings.seed)
     rng = random.Random(settings.seed)
+    if LEMMA in config.data.columns:
+        train = with_scripts(train)
     vocabs = build_vocabs(train, config)
     model = build_tagger(config, vocabs)
     info = dict(info or {})
+    targets: dict[int, distill.Targets] = {}
+    if teacher is not None:
+        distill.check_student(model)
+        targets = dict(zip(map(id, train), distill.teacher_targets(teacher, train, vocabs), strict=True))
 
     if config.model.kind == "hmm":  # counted, not trained: one pass, then score on dev
         started = time.perf_counter()
@@ -138,7 +151,10 @@ def train_tagger(
             for group in optimizer.param_groups:
                 group["lr"] = lr
             batch = make_batch(sentences, vocabs, word_dropout=config.model.word_dropout, rng=rng)
-            loss = model.loss(batch)
+            if targets:
+                loss = distill.loss(model, batch, [targets[id(s)] for s in sentences], weight=distill_weight)
+            else:
+                loss = model.loss(batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), settings.clip)

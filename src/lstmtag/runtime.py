@@ -1,0 +1,193 @@
+"""The inference form of a neural tagger: mixed-length padded batches, cached char features, int8/bf16.
+
+Why a separate form: training wants ``nn.LSTM`` as it is (one call, dropout between layers, equal-length
+batches). Tagging wants large batches of mixed lengths, and ``nn.LSTM`` over a padded batch would
+let the backward direction read the padding first. Packing fixes that but takes a slow path on CPU,
+so here each layer and direction runs as its own unidirectional LSTM (oneDNN's fused kernel), and
+the backward direction reads every sentence reversed *within its own length*::
+
+    tokens      a b c _ _        (length 3, padded to 5)
+    reversed    c b a _ _        index = [2, 1, 0, 3, 4]: padding stays at the end
+    backward    h(c) h(b) h(a)   then the same index puts each state back at its token
+
+A forward LSTM never reads past a token, and padding now only follows the real tokens, so the
+outputs at real tokens are those of the sentence alone (up to float rounding of the batch size).
+
+Character features are the same for every occurrence of a spelling, so they are computed once per
+spelling and kept (up to ``CharCache.capacity`` spellings); only new spellings run the char LSTM.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import warnings
+
+import torch
+from torch import nn
+
+from lstmtag.batch import Batch
+from lstmtag.embed import CharEncoder
+from lstmtag.ensemble import Ensemble
+from lstmtag.tagger import Tagger
+
+PRECISIONS = ("float", "int8", "bf16")
+
+
+def reversal_index(lengths: torch.Tensor, total: int) -> torch.Tensor:
+    """(B, T) positions that reverse each row within its length and leave the padding in place."""
+    positions = torch.arange(total)[None, :]  # (1, T)
+    lengths = lengths[:, None]  # (B, 1)
+    return torch.where(positions < lengths, lengths - 1 - positions, positions)
+
+
+class PaddedEncoder(nn.Module):
+    """A (bi)directional ``nn.LSTM`` as one unidirectional one-layer LSTM per layer and direction."""
+
+    def __init__(self, lstm: nn.LSTM) -> None:
+        super().__init__()
+        directions = ("", "_reverse") if lstm.bidirectional else ("",)
+        out_size = lstm.proj_size or lstm.hidden_size
+        self.layers = nn.ModuleList()
+        for layer in range(lstm.num_layers):
+            input_size = lstm.input_size if layer == 0 else out_size * len(directions)
+            pair = nn.ModuleList()
+            for suffix in directions:
+                single = nn.LSTM(input_size, lstm.hidden_size, batch_first=True, proj_size=lstm.proj_size)
+                names = ["weight_ih", "weight_hh", "bias_ih", "bias_hh"] + (["weight_hr"] if lstm.proj_size else [])
+                single.load_state_dict({f"{n}_l0": getattr(lstm, f"{n}_l{layer}{suffix}").detach() for n in names})
+                pair.append(single)
+            self.layers.append(pair)
+
+    def forward(self, inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Inputs (B, T, F), lengths (B,) -> outputs (B, T, directions * H); padded rows hold junk."""
+        rows = torch.arange(inputs.shape[0])[:, None]  # (B, 1)
+        reverse = reversal_index(lengths, inputs.shape[1]) if len(self.layers[0]) == 2 else None
+        outputs = inputs
+        for pair in self.layers:
+            forward = pair[0](outputs)[0]
+            if reverse is None:
+                outputs = forward
+                continue
+            backward = pair[1](outputs[rows, reverse])[0][rows, reverse]
+            outputs = torch.cat([forward, backward], dim=-1)
+        return outputs
+
+
+class CharCache:
+    """Character features by spelling, computed once each; bounded to ``capacity`` spellings."""
+
+    def __init__(self, encoder: CharEncoder, *, capacity: int = 50_000) -> None:
+        self.encoder = encoder
+        self.capacity = capacity
+        self.index: dict[str, int] = {}
+        self.table = torch.empty(0, encoder.output_size)
+
+    def __call__(self, batch: Batch) -> torch.Tensor:
+        """Features (U, 2 * char_hidden) of the batch's distinct spellings, in ``batch.spellings`` order."""
+        missing = [u for u, spelling in enumerate(batch.spellings) if spelling not in self.index]
+        if missing:
+            if len(self.index) + len(missing) > self.capacity:
+                self.index, self.table = {}, self.table[:0]  # start over: memory stays bounded
+                missing = list(range(len(batch.spellings)))
+            rows = torch.tensor(missing)
+            width = int(batch.char_lengths[rows].max().clamp(min=1))
+            new = self.encoder(batch.chars[rows, :width], batch.char_lengths[rows])
+            self._grow(len(self.index) + len(missing))
+            for offset, u in enumerate(missing):
+                self.table[len(self.index)] = new[offset]
+                self.index[batch.spellings[u]] = len(self.index)
+        return self.table[[self.index[s] for s in batch.spellings]]
+
+    def _grow(self, needed: int) -> None:
+        if needed > self.table.shape[0]:
+            size = max(needed, 2 * self.table.shape[0], 4096)
+            table = torch.empty(size, self.table.shape[1])
+            table[: len(self.index)] = self.table[: len(self.index)]
+            self.table = table
+
+
+class InferenceTagger(nn.Module):
+    """A trained ``Tagger`` for tagging only: padded mixed-length batches, cached char features."""
+
+    def __init__(self, tagger: Tagger, *, precision: str = "float") -> None:
+        super().__init__()
+        self.words = tagger.embedder.words
+        self.encoder = PaddedEncoder(tagger.encoder)
+        self.outputs = copy.deepcopy(tagger.outputs)
+        self.heads = tagger.heads
+        self.precision = _reduce(self, precision)
+        self.chars = CharCache(tagger.embedder.chars) if tagger.embedder.chars is not None else None
+
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Emissions per column: name -> (B, T, num_tags), float32."""
+        features = self.words(batch.words)  # (B, T, word_dim)
+        if self.chars is not None:
+            features = torch.cat([features, self.chars(batch)[batch.word_types]], dim=-1)
+        if self.precision == "bf16":
+            features = features.to(torch.bfloat16)
+        encoded = self.encoder(features, batch.lengths)
+        return {name: linear(encoded).float() for name, linear in self.outputs.items()}
+
+    @torch.no_grad()
+    def decode(self, batch: Batch) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Name -> (tag ids (B, T), probability of each chosen tag (B, T))."""
+        emissions = self(batch)
+        return {name: self.heads[name].decode(emissions[name], batch.mask) for name in emissions}
+
+
+class InferenceEnsemble(nn.Module):
+    """An ``Ensemble`` whose members are ``InferenceTagger``s: log of the mean probabilities."""
+
+    def __init__(self, ensemble: Ensemble, *, precision: str = "float") -> None:
+        super().__init__()
+        self.members = nn.ModuleList([InferenceTagger(m, precision=precision) for m in ensemble.members])
+        self.heads = ensemble.heads
+        self.precision = self.members[0].precision
+
+    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        outputs = [member(batch) for member in self.members]
+        log_n = math.log(len(self.members))
+        return {
+            name: torch.stack([out[name].log_softmax(-1) for out in outputs]).logsumexp(0) - log_n
+            for name in self.heads
+        }
+
+    @torch.no_grad()
+    def decode(self, batch: Batch) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        emissions = self(batch)
+        return {name: self.heads[name].decode(emissions[name], batch.mask) for name in emissions}
+
+
+def for_inference(model: nn.Module, *, precision: str = "float") -> nn.Module:
+    """The fast inference form of a neural tagger or ensemble; other models are returned as they are."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if isinstance(model, Tagger):
+        return InferenceTagger(model, precision=precision).eval()
+    if isinstance(model, Ensemble):
+        return InferenceEnsemble(model, precision=precision).eval()
+    return model
+
+
+def _reduce(tagger: InferenceTagger, precision: str) -> str:
+    """Switch the encoder and output layers to ``precision``; returns the precision in effect.
+
+    int8 is PyTorch's dynamic quantization (weights int8, activations quantized per batch). Where the
+    installed torch lacks it, tagging goes on in float, with one warning.
+    """
+    if precision == "bf16":
+        tagger.encoder.to(torch.bfloat16)
+        tagger.outputs.to(torch.bfloat16)
+    elif precision == "int8":
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # torch.ao.quantization is deprecated
+                from torch.ao.quantization import quantize_dynamic
+
+                tagger.encoder = quantize_dynamic(tagger.encoder, {nn.LSTM}, dtype=torch.qint8)
+                tagger.outputs = quantize_dynamic(tagger.outputs, {nn.Linear}, dtype=torch.qint8)
+        except (ImportError, RuntimeError, AttributeError, NotImplementedError) as error:
+            warnings.warn(f"int8 is not available in this torch ({error}); tagging in float", stacklevel=3)
+            return "float"
+    return precision

@@ -1,0 +1,122 @@
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+from lstmtag import runtime
+from lstmtag.batch import make_batch
+from lstmtag.models import build_tagger
+from lstmtag.runtime import CharCache, InferenceTagger, PaddedEncoder, for_inference, reversal_index
+from lstmtag.train import build_vocabs
+from tests.conftest import tiny_config
+
+
+def test_reversal_index_reverses_within_each_length_and_keeps_padding():
+    index = reversal_index(torch.tensor([3, 5, 1]), 5)
+    assert index.tolist() == [[2, 1, 0, 3, 4], [4, 3, 2, 1, 0], [0, 1, 2, 3, 4]]
+
+
+@pytest.mark.parametrize(
+    ("layers", "bidirectional", "proj"), [(1, True, 0), (2, True, 0), (3, False, 0), (2, True, 5), (1, False, 0)]
+)
+def test_padded_encoder_equals_nn_lstm_on_each_sentence_alone(layers, bidirectional, proj):
+    torch.manual_seed(0)
+    lstm = nn.LSTM(7, 9, num_layers=layers, bidirectional=bidirectional, batch_first=True, proj_size=proj).eval()
+    encoder = PaddedEncoder(lstm).eval()
+    lengths = torch.tensor([6, 1, 4, 6, 2])
+    inputs = torch.randn(5, 6, 7)
+    with torch.no_grad():
+        padded = encoder(inputs, lengths)
+        for row, length in enumerate(lengths.tolist()):
+            alone = lstm(inputs[row : row + 1, :length])[0][0]
+            assert torch.allclose(padded[row, :length], alone, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def tagger_and_vocabs(sample):
+    torch.manual_seed(1)
+    config = tiny_config()
+    vocabs = build_vocabs(sample, config)
+    return build_tagger(config, vocabs).eval(), vocabs
+
+
+def test_inference_tagger_equals_tagger_on_mixed_length_batches(tagger_and_vocabs, dev_sample):
+    tagger, vocabs = tagger_and_vocabs
+    fast = InferenceTagger(tagger).eval()
+    sentences = dev_sample[:9]  # real EWT sentences of several lengths
+    assert len({len(s.words) for s in sentences}) > 3
+    with torch.no_grad():
+        together = fast(make_batch(sentences, vocabs))
+        for row, sentence in enumerate(sentences):
+            alone = tagger(make_batch([sentence], vocabs))
+            for name, scores in alone.items():
+                assert torch.allclose(together[name][row, : len(sentence.words)], scores[0], atol=1e-5)
+
+
+def test_char_cache_equals_char_encoder_and_computes_each_spelling_once(tagger_and_vocabs, dev_sample, monkeypatch):
+    tagger, vocabs = tagger_and_vocabs
+    cache = CharCache(tagger.embedder.chars, capacity=10_000)
+    batch = make_batch(dev_sample[:5], vocabs)
+    with torch.no_grad():
+        direct = tagger.embedder.chars(batch.chars, batch.char_lengths)
+    calls = []
+    original = cache.encoder.forward
+
+    def counting(chars, lengths):
+        calls.append(len(lengths))
+        return original(chars, lengths)
+
+    monkeypatch.setattr(cache.encoder, "forward", counting)
+    with torch.no_grad():
+        first = cache(batch)
+        again = cache(batch)
+    assert calls == [len(batch.spellings)]  # the second call ran no character LSTM
+    assert torch.allclose(first, direct, atol=1e-6)
+    assert torch.equal(first, again)
+
+
+def test_char_cache_stays_within_its_capacity(tagger_and_vocabs, dev_sample):
+    tagger, vocabs = tagger_and_vocabs
+    cache = CharCache(tagger.embedder.chars, capacity=40)
+    with torch.no_grad():
+        for sentence in dev_sample[:20]:
+            batch = make_batch([sentence], vocabs)
+            features = cache(batch)
+            assert features.shape[0] == len(batch.spellings)
+            assert len(cache.index) <= 40
+
+
+@pytest.mark.parametrize("precision", ["int8", "bf16"])
+def test_reduced_precision_gives_close_emissions(tagger_and_vocabs, dev_sample, precision):
+    tagger, vocabs = tagger_and_vocabs
+    reduced = for_inference(tagger, precision=precision)
+    assert reduced.precision in (precision, "float")
+    batch = make_batch(dev_sample[:6], vocabs)
+    with torch.no_grad():
+        full, low = tagger(batch), reduced(batch)
+    for name in full:
+        assert low[name].dtype == torch.float32
+        assert (low[name] - full[name])[batch.mask].abs().max() < 0.1
+
+
+def test_missing_int8_support_falls_back_to_float_with_one_warning(tagger_and_vocabs, monkeypatch):
+    tagger, _ = tagger_and_vocabs
+    import torch.ao.quantization as quantization
+
+    monkeypatch.delattr(quantization, "quantize_dynamic")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fast = for_inference(tagger, precision="int8")
+    assert fast.precision == "float"
+    assert [str(w.message) for w in caught if "int8" in str(w.message)]
+
+
+def test_unknown_precision_is_an_error(tagger_and_vocabs):
+    with pytest.raises(ValueError, match="precision"):
+        for_inference(tagger_and_vocabs[0], precision="fp8")
+
+
+def test_non_neural_models_pass_through():
+    model = nn.Identity()
+    assert runtime.for_inference(model) is model
