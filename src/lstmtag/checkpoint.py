@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,8 @@ from typing import Any
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
+
+from lstmtag.data import temporary_beside
 
 FORMAT = "lstmtag"
 FORMAT_VERSION = 1
@@ -50,16 +51,14 @@ def save(path: str | Path, model: ModelFile) -> None:
     }
     # safetensors refuses tensors that share memory (tied weights): store independent copies.
     tensors = {name: t.detach().cpu().clone().contiguous() for name, t in model.tensors.items()}
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    fd, tmp = temporary_beside(Path(path))
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata=metadata)
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a model file is as readable as any other
-        os.replace(tmp, target)
+        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
