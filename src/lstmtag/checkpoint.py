@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,18 +87,57 @@ def read(path: str | Path) -> ModelFile:
                     f"{path}: model format version {version} is newer than this lstmtag reads ({FORMAT_VERSION}); "
                     "upgrade lstmtag"
                 )
-            tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
+            kind, config, vocabs = metadata["kind"], json.loads(metadata["config"]), json.loads(metadata["vocabs"])
+            shapes = {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}  # noqa: SIM118
+            _check_sizes(path, kind, config, vocabs, shapes)  # before the model is built from the config
+            tensors = {name: handle.get_tensor(name) for name in shapes}
         return ModelFile(
-            kind=metadata["kind"],
-            config=json.loads(metadata["config"]),
-            vocabs=json.loads(metadata["vocabs"]),
-            tensors=tensors,
-            info=json.loads(metadata.get("info", "{}")),
+            kind=kind, config=config, vocabs=vocabs, tensors=tensors, info=json.loads(metadata.get("info", "{}"))
         )
     except ModelFileError:
         raise
-    except (SafetensorError, OSError, ValueError, KeyError, RuntimeError) as error:
+    except (SafetensorError, OSError, ValueError, KeyError, RuntimeError, TypeError, RecursionError) as error:
         raise ModelFileError(f"{path}: not a readable lstmtag model file (corrupt or truncated?): {error}") from None
+
+
+# Settings that size a module, by model kind: each must be a dimension of some stored tensor. The
+# model is built from the config before the weights are loaded into it, so a doctored config
+# (hidden_size = 2000 in a file of 256-wide weights) would otherwise allocate first and fail after.
+_SIZES = {
+    "tagger": ("word_dim", "char_dim", "char_hidden", "hidden_size", "proj_size"),
+    "lm": ("embed_dim", "hidden_size"),
+}
+
+
+def _check_sizes(path: Path, kind: str, config: Any, vocabs: Any, shapes: dict[str, tuple[int, ...]]) -> None:
+    """Refuse a file whose config or vocabularies ask for modules larger than its stored tensors."""
+    if kind not in _SIZES or not isinstance(config, dict) or not isinstance(vocabs, dict):
+        return  # training states and unknown kinds are checked where they are used
+    dims = {d for shape in shapes.values() for d in shape}
+    if kind == "tagger":
+        model, members = config.get("model"), config.get("members") or []
+        sections = [model, *members] if isinstance(model, dict) and isinstance(members, list) else []
+        sections = [m for m in sections if isinstance(m, dict) and m.get("kind", "lstm") == "lstm"]
+        pattern, counts = re.compile(r"encoder\.weight_hh_l(\d+)"), {"words": vocabs.get("words")}
+        if any(m.get("char_hidden", 64) for m in sections):
+            counts["chars"] = vocabs.get("chars")
+    else:
+        sections = [config["lm"]] if isinstance(config.get("lm"), dict) else []
+        pattern, counts = re.compile(r"^lstm\.weight_hh_l(\d+)"), {"tokens": vocabs.get("tokens")}
+    if not sections:
+        return
+    layers = 1 + max((int(m.group(1)) for name in shapes if (m := pattern.search(name))), default=-1)
+    for section in sections:
+        for key in _SIZES[kind]:
+            value = section.get(key)
+            if isinstance(value, int) and value > 0 and value not in dims:
+                raise ModelFileError(f"{path}: its config says {key} = {value}, but no stored tensor has that size")
+        value = section.get("num_layers")
+        if isinstance(value, int) and value > layers:
+            raise ModelFileError(f"{path}: its config says num_layers = {value}, but it stores {layers} layer(s)")
+    for name, items in counts.items():
+        if isinstance(items, list) and len(items) + 2 not in dims:  # saved without <pad> and <unk>
+            raise ModelFileError(f"{path}: its {name} vocabulary has {len(items)} entries, no stored tensor that many")
 
 
 def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
