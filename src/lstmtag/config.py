@@ -241,6 +241,8 @@ def parse_override(text: str) -> tuple[str, str, Any]:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw
+    except RecursionError:
+        raise ValueError(f"--set {dotted}: value nested too deeply") from None
     return section, key, value
 
 
@@ -255,6 +257,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
                 values = tomllib.load(handle)
         except tomllib.TOMLDecodeError as error:
             raise ValueError(f"{path}: not valid TOML: {error}") from None
+        except RecursionError:
+            raise ValueError(f"{path}: not valid TOML: nested too deeply") from None
         except (OSError, UnicodeDecodeError) as error:
             raise ValueError(f"{path}: cannot read: {getattr(error, 'strerror', None) or error}") from None
     for text in overrides or []:
