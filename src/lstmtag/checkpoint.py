@@ -89,15 +89,49 @@ def read(path: str | Path) -> ModelFile:
                 )
             kind, config, vocabs = metadata["kind"], json.loads(metadata["config"]), json.loads(metadata["vocabs"])
             shapes = {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}  # noqa: SIM118
+            info = json.loads(metadata.get("info", "{}"))
+            _check_metadata(path, kind, config, vocabs, info)
             _check_sizes(path, kind, config, vocabs, shapes)  # before the model is built from the config
             tensors = {name: handle.get_tensor(name) for name in shapes}
-        return ModelFile(
-            kind=kind, config=config, vocabs=vocabs, tensors=tensors, info=json.loads(metadata.get("info", "{}"))
-        )
+        return ModelFile(kind=kind, config=config, vocabs=vocabs, tensors=tensors, info=info)
     except ModelFileError:
         raise
     except (SafetensorError, OSError, ValueError, KeyError, RuntimeError, TypeError, RecursionError) as error:
         raise ModelFileError(f"{path}: not a readable lstmtag model file (corrupt or truncated?): {error}") from None
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+def _check_metadata(path: Path, kind: str, config: Any, vocabs: Any, info: Any) -> None:
+    """Refuse metadata of the wrong shape, so loaders can trust its types (lists of strings, tables)."""
+    if kind not in ("tagger", "lm"):
+        return  # training states are read back by the run that wrote their layout
+    problems = []
+    if not isinstance(config, dict) or not all(
+        isinstance(v, dict) or (k == "members" and isinstance(v, list) and all(isinstance(m, dict) for m in v))
+        for k, v in config.items()
+    ):
+        problems.append("config must be a table of sections")
+    if not isinstance(info, dict):
+        problems.append("info must be a table")
+    if not isinstance(vocabs, dict):
+        problems.append("vocabs must be a table")
+    elif kind == "tagger":
+        labels, extra = vocabs.get("labels"), vocabs.get("extra", {})
+        if not (_strings(vocabs.get("words")) and _strings(vocabs.get("chars"))):
+            problems.append("vocabs.words and vocabs.chars must be lists of strings")
+        if not (isinstance(labels, dict) and labels and all(_strings(v) and v for v in labels.values())):
+            problems.append("vocabs.labels must map each column to a list of tag strings")
+        if not (isinstance(extra, dict) and all(_strings(v) for v in extra.values())):
+            problems.append("vocabs.extra must map names to lists of strings")
+        if not isinstance(vocabs.get("word_form", "key"), str):
+            problems.append("vocabs.word_form must be a string")
+    elif kind == "lm" and not _strings(vocabs.get("tokens")):
+        problems.append("vocabs.tokens must be a list of strings")
+    if problems:
+        raise ModelFileError(f"{path}: malformed metadata: {'; '.join(problems)}")
 
 
 # Settings that size a module, by model kind: each must be a dimension of some stored tensor. The
