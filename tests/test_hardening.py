@@ -179,6 +179,9 @@ def test_lm_arguments_and_inputs(language_model, tmp_path):
     assert time.perf_counter() - started < 5
     with pytest.raises(ValueError, match="temperature"):
         lstmtag.load(language_model).generate("the", 5, temperature=float("inf"))
+    with pytest.raises(ValueError, match="inspect takes 1 to 512 tokens, got 600"):
+        lstmtag.load(language_model).inspect("a" * 600)
+    fails_cleanly(["tag", "-m", tmp_path, SAMPLE], "is a directory, not a model file")
 
 
 # --- output files ----------------------------------------------------------------------------------

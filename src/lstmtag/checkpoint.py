@@ -74,6 +74,8 @@ def _umask() -> int:
 def read(path: str | Path) -> ModelFile:
     """Read and check a model file; every failure is a ``ModelFileError`` naming the file."""
     path = Path(path)
+    if path.is_dir():
+        raise ModelFileError(f"{path}: is a directory, not a model file")
     if not path.is_file():
         raise ModelFileError(f"{path}: no such model file")
     try:

@@ -464,7 +464,9 @@ def generate(
 def score(
     model: ModelOption,
     text_file: Annotated[str, typer.Argument(help="Text file, or - for standard input.")],
-    chunk_chars: Annotated[int, typer.Option(help="Read this many characters at a time.")] = 65536,
+    chunk_chars: Annotated[
+        int, typer.Option(help="Read this many bytes at a time (the score does not depend on it).")
+    ] = 65536,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Perplexity and bits per token of a file of any size, streamed with the state carried."""

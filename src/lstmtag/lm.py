@@ -18,7 +18,7 @@ from torch import nn
 from lstmtag import checkpoint
 from lstmtag.config import Config, LMConfig, saved_config
 from lstmtag.inspector import Trace, single, trace_lstm
-from lstmtag.limits import MAX_GENERATE_LENGTH
+from lstmtag.limits import MAX_GENERATE_LENGTH, MAX_INSPECT_TOKENS
 from lstmtag.metrics import perplexity
 from lstmtag.vocab import Vocab
 
@@ -207,6 +207,8 @@ class LanguageModel:
         tokens = list(text) if self.is_char_model and isinstance(text, str) else list(text)
         if isinstance(text, str) and not self.is_char_model:
             tokens = text.split()
+        if not 1 <= len(tokens) <= MAX_INSPECT_TOKENS:  # every vector of every step is kept
+            raise ValueError(f"inspect takes 1 to {MAX_INSPECT_TOKENS} tokens, got {len(tokens)}")
         ids = torch.tensor([self.vocab.ids(tokens)])
         self.model.eval()
         with torch.no_grad():
