@@ -23,8 +23,6 @@ from lstmtag.config import load_config
 from lstmtag.data import DataError, format_conllu, read_sentences, text_chunks
 from lstmtag.predict import Predictor
 from lstmtag.serve import Limits, create_app
-from lstmtag.train import train_tagger
-from tests.conftest import tiny_config
 
 # The quick suite runs the same 40 examples each time (derandomized: no flaky CI); set
 # LSTMTAG_FUZZ_EXAMPLES=5000 for a longer, random hunt.
@@ -60,10 +58,8 @@ JSON = st.recursive(
 
 
 @pytest.fixture(scope="module")
-def tiny_model(sample, tmp_path_factory):
-    out = tmp_path_factory.mktemp("fuzz") / "m.safetensors"
-    train_tagger(sample[:6], sample[:2], tiny_config("train.epochs=1"), out)
-    return out
+def tiny_model(tiny_tagger):
+    return tiny_tagger
 
 
 @FEW

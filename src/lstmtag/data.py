@@ -122,13 +122,12 @@ def read_conllu(path: str | Path, columns: Iterable[str] = ()) -> Iterator[Sente
                     lines = []
                 continue
             if not lines:
-                start, words = number, 0
+                start = number
+            if len(lines) >= 4 * MAX_SENTENCE_TOKENS:  # words, ranges, empty nodes and comments together
+                raise DataError(source, number, f"sentence over {4 * MAX_SENTENCE_TOKENS} lines")
             lines.append(text)
             if not text.startswith("#"):
                 _check_conllu_line(text, source, number)
-                words += 1
-                if words > 2 * MAX_SENTENCE_TOKENS:  # word lines, ranges and empty nodes together
-                    raise DataError(source, number, f"sentence over {MAX_SENTENCE_TOKENS} tokens")
         if lines:
             yield _conllu_sentence(lines, indices, source, start)
 

@@ -12,6 +12,9 @@ import re
 from collections.abc import Sequence
 
 MAX_TOKEN_CHARS = 1_000  # characters in one token
+# Characters of a token the character model reads (its cost grows with the longest spelling in a
+# batch, so one long token must not pad every other); 64 covers all but URLs and e-mail addresses.
+CHAR_MODEL_CHARS = 64
 MAX_SENTENCE_TOKENS = 1_000  # tokens in one sentence (the service's default is lower: 512)
 MAX_INSPECT_TOKENS = 512  # tokens the inspector traces at once (every vector of every layer is kept)
 MAX_LINE_BYTES = 1_000_000  # bytes in one line of an input file (a JSONL line holds a whole sentence)
