@@ -143,6 +143,8 @@ def test_tag_input_errors(tagger, tmp_path):
     bracket = tmp_path / "b.jsonl"
     bracket.write_text('{"tokens": []}\n')
     fails_cleanly(["tag", "-m", tagger, "--input", "jsonl", bracket], "b.jsonl:1: no tokens")
+    bracket.write_text('{"tokens": 5}\n')
+    fails_cleanly(["tag", "-m", tagger, "--input", "jsonl", bracket], 'expected {"tokens": [non-empty strings, ...]}')
     fails_cleanly(["tag", "-m", tagger, "--input", "jsonl", tmp_path / "none.jsonl"], "cannot open")
 
 
