@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -73,9 +74,10 @@ class InspectRequest(BaseModel):
 class Batcher:
     """Gathers concurrent requests for one model into batches tagged on a worker thread."""
 
-    def __init__(self, predictor: Predictor, limits: Limits) -> None:
+    def __init__(self, predictor: Predictor, limits: Limits, executor: Executor | None = None) -> None:
         self.predictor = predictor
         self.limits = limits
+        self.executor = executor
         self.queue: asyncio.Queue[tuple[list[Sentence], asyncio.Future]] = asyncio.Queue()
         self.worker: asyncio.Task | None = None
 
@@ -104,7 +106,7 @@ class Batcher:
                 count += len(job[0])
             everything = [s for sentences, _ in jobs for s in sentences]
             try:
-                tagged = await loop.run_in_executor(None, self.predictor.predict, everything)
+                tagged = await loop.run_in_executor(self.executor, self.predictor.predict, everything)
             except Exception as error:  # noqa: BLE001 - handed to the requests, never kills the worker
                 for _, future in jobs:
                     if not future.done():
@@ -175,7 +177,10 @@ def create_app(predictors: dict[str, Predictor], limits: Limits | None = None) -
     limits = limits or Limits()
     app = FastAPI(title="lstmtag", description="LSTM taggers over HTTP, with a look inside.", version="0.1.0")
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
-    batchers = {name: Batcher(predictor, limits) for name, predictor in predictors.items()}
+    # One model thread for every model and route: one batch's tensors at a time, so the peak memory is
+    # that of the largest batch, not of several heavy requests (tags, inspect, other models) at once.
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lstmtag-model")
+    batchers = {name: Batcher(predictor, limits, executor) for name, predictor in predictors.items()}
     default = next(iter(predictors))
 
     @app.exception_handler(RequestValidationError)
@@ -256,7 +261,7 @@ def create_app(predictors: dict[str, Predictor], limits: Limits | None = None) -
             raise HTTPException(422, {"error": f"need 1 to {most} non-empty tokens", "field": "tokens"})
         _check_tokens(tokens, "tokens", most)
         try:
-            trace = await asyncio.get_running_loop().run_in_executor(None, predictors[name].inspect, tokens)
+            trace = await asyncio.get_running_loop().run_in_executor(executor, predictors[name].inspect, tokens)
         except ValueError as error:
             raise HTTPException(422, {"error": str(error), "field": "model"}) from None
         return {"model": name, **trace.to_json()}
