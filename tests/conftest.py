@@ -36,3 +36,13 @@ def sample():
 @pytest.fixture(scope="session")
 def dev_sample():
     return load_labelled(DATA / "ewt_dev_sample.conllu", "conllu", ["upos", "xpos"])
+
+
+@pytest.fixture(scope="session")
+def tiny_tagger(sample, tmp_path_factory):
+    """A tagger trained for one epoch on a few sentences: for tests of loading, input and output."""
+    from lstmtag.train import train_tagger
+
+    out = tmp_path_factory.mktemp("tiny") / "tagger.safetensors"
+    train_tagger(sample[:8], sample[:2], tiny_config("train.epochs=1"), out)
+    return out

@@ -10,13 +10,13 @@ from lstmtag.checkpoint import ModelFile, ModelFileError
 
 def _model(tmp_path):
     path = tmp_path / "m.safetensors"
-    checkpoint.save(path, ModelFile("tagger", {"a": 1}, {"words": ["x"]}, {"w": torch.arange(6.0)}, {"note": "hi"}))
+    checkpoint.save(path, ModelFile("example", {"a": 1}, {"words": ["x"]}, {"w": torch.arange(6.0)}, {"note": "hi"}))
     return path
 
 
 def test_round_trip(tmp_path):
     loaded = checkpoint.read(_model(tmp_path))
-    assert loaded.kind == "tagger" and loaded.config == {"a": 1} and loaded.info == {"note": "hi"}
+    assert loaded.kind == "example" and loaded.config == {"a": 1} and loaded.info == {"note": "hi"}
     assert torch.equal(loaded.tensors["w"], torch.arange(6.0))
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import torch
 
 from lstmtag.data import Sentence
+from lstmtag.limits import CHAR_MODEL_CHARS
 from lstmtag.vocab import Vocab
 
 
@@ -129,16 +130,14 @@ def _fill(mask: torch.Tensor, flat: list[int]) -> torch.Tensor:
     return out
 
 
-CHAR_WINDOW = 32  # characters the char model reads from each end of a longer token
-
-
 def char_window(spelling: str) -> str:
-    """What the character model reads of a token: all of it, or its first and last ``CHAR_WINDOW``.
+    """What the character model reads of a token: all of it, or its first and last ``CHAR_MODEL_CHARS / 2``.
 
-    Why: a batch pads every spelling to the longest one, so a single 1 MB token would cost gigabytes.
+    Why: a batch pads every spelling to the longest one, so a single long token would cost gigabytes.
     The ends of a word carry what tagging needs from its spelling (prefixes, suffixes, capitals).
     """
-    return spelling if len(spelling) <= 2 * CHAR_WINDOW else spelling[:CHAR_WINDOW] + spelling[-CHAR_WINDOW:]
+    half = CHAR_MODEL_CHARS // 2
+    return spelling if len(spelling) <= CHAR_MODEL_CHARS else spelling[:half] + spelling[-half:]
 
 
 def bucketed(

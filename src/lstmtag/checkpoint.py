@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,8 @@ from typing import Any
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
+
+from lstmtag.data import temporary_beside
 
 FORMAT = "lstmtag"
 FORMAT_VERSION = 1
@@ -50,16 +52,14 @@ def save(path: str | Path, model: ModelFile) -> None:
     }
     # safetensors refuses tensors that share memory (tied weights): store independent copies.
     tensors = {name: t.detach().cpu().clone().contiguous() for name, t in model.tensors.items()}
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    fd, tmp = temporary_beside(Path(path))
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata=metadata)
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a model file is as readable as any other
-        os.replace(tmp, target)
+        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -74,6 +74,8 @@ def _umask() -> int:
 def read(path: str | Path) -> ModelFile:
     """Read and check a model file; every failure is a ``ModelFileError`` naming the file."""
     path = Path(path)
+    if path.is_dir():
+        raise ModelFileError(f"{path}: is a directory, not a model file")
     if not path.is_file():
         raise ModelFileError(f"{path}: no such model file")
     try:
@@ -87,18 +89,91 @@ def read(path: str | Path) -> ModelFile:
                     f"{path}: model format version {version} is newer than this lstmtag reads ({FORMAT_VERSION}); "
                     "upgrade lstmtag"
                 )
-            tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
-        return ModelFile(
-            kind=metadata["kind"],
-            config=json.loads(metadata["config"]),
-            vocabs=json.loads(metadata["vocabs"]),
-            tensors=tensors,
-            info=json.loads(metadata.get("info", "{}")),
-        )
+            kind, config, vocabs = metadata["kind"], json.loads(metadata["config"]), json.loads(metadata["vocabs"])
+            shapes = {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}  # noqa: SIM118
+            info = json.loads(metadata.get("info", "{}"))
+            _check_metadata(path, kind, config, vocabs, info)
+            _check_sizes(path, kind, config, vocabs, shapes)  # before the model is built from the config
+            tensors = {name: handle.get_tensor(name) for name in shapes}
+        return ModelFile(kind=kind, config=config, vocabs=vocabs, tensors=tensors, info=info)
     except ModelFileError:
         raise
-    except (SafetensorError, OSError, ValueError, KeyError, RuntimeError) as error:
+    except (SafetensorError, OSError, ValueError, KeyError, RuntimeError, TypeError, RecursionError) as error:
         raise ModelFileError(f"{path}: not a readable lstmtag model file (corrupt or truncated?): {error}") from None
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+def _check_metadata(path: Path, kind: str, config: Any, vocabs: Any, info: Any) -> None:
+    """Refuse metadata of the wrong shape, so loaders can trust its types (lists of strings, tables)."""
+    if kind not in ("tagger", "lm"):
+        return  # training states are read back by the run that wrote their layout
+    problems = []
+    if not isinstance(config, dict) or not all(
+        isinstance(v, dict) or (k == "members" and isinstance(v, list) and all(isinstance(m, dict) for m in v))
+        for k, v in config.items()
+    ):
+        problems.append("config must be a table of sections")
+    if not isinstance(info, dict):
+        problems.append("info must be a table")
+    if not isinstance(vocabs, dict):
+        problems.append("vocabs must be a table")
+    elif kind == "tagger":
+        labels, extra = vocabs.get("labels"), vocabs.get("extra", {})
+        if not (_strings(vocabs.get("words")) and _strings(vocabs.get("chars"))):
+            problems.append("vocabs.words and vocabs.chars must be lists of strings")
+        if not (isinstance(labels, dict) and labels and all(_strings(v) and v for v in labels.values())):
+            problems.append("vocabs.labels must map each column to a list of tag strings")
+        if not (isinstance(extra, dict) and all(_strings(v) for v in extra.values())):
+            problems.append("vocabs.extra must map names to lists of strings")
+        if not isinstance(vocabs.get("word_form", "key"), str):
+            problems.append("vocabs.word_form must be a string")
+    elif kind == "lm" and not _strings(vocabs.get("tokens")):
+        problems.append("vocabs.tokens must be a list of strings")
+    if problems:
+        raise ModelFileError(f"{path}: malformed metadata: {'; '.join(problems)}")
+
+
+# Settings that size a module, by model kind: each must be a dimension of some stored tensor. The
+# model is built from the config before the weights are loaded into it, so a doctored config
+# (hidden_size = 2000 in a file of 256-wide weights) would otherwise allocate first and fail after.
+_SIZES = {
+    "tagger": ("word_dim", "char_dim", "char_hidden", "hidden_size", "proj_size"),
+    "lm": ("embed_dim", "hidden_size"),
+}
+
+
+def _check_sizes(path: Path, kind: str, config: Any, vocabs: Any, shapes: dict[str, tuple[int, ...]]) -> None:
+    """Refuse a file whose config or vocabularies ask for modules larger than its stored tensors."""
+    if kind not in _SIZES or not isinstance(config, dict) or not isinstance(vocabs, dict):
+        return  # training states and unknown kinds are checked where they are used
+    dims = {d for shape in shapes.values() for d in shape}
+    if kind == "tagger":
+        model, members = config.get("model"), config.get("members") or []
+        sections = [model, *members] if isinstance(model, dict) and isinstance(members, list) else []
+        sections = [m for m in sections if isinstance(m, dict) and m.get("kind", "lstm") == "lstm"]
+        pattern, counts = re.compile(r"encoder\.weight_hh_l(\d+)"), {"words": vocabs.get("words")}
+        if any(m.get("char_hidden", 64) for m in sections):
+            counts["chars"] = vocabs.get("chars")
+    else:
+        sections = [config["lm"]] if isinstance(config.get("lm"), dict) else []
+        pattern, counts = re.compile(r"^lstm\.weight_hh_l(\d+)"), {"tokens": vocabs.get("tokens")}
+    if not sections:
+        return
+    layers = 1 + max((int(m.group(1)) for name in shapes if (m := pattern.search(name))), default=-1)
+    for section in sections:
+        for key in _SIZES[kind]:
+            value = section.get(key)
+            if isinstance(value, int) and value > 0 and value not in dims:
+                raise ModelFileError(f"{path}: its config says {key} = {value}, but no stored tensor has that size")
+        value = section.get("num_layers")
+        if isinstance(value, int) and value > layers:
+            raise ModelFileError(f"{path}: its config says num_layers = {value}, but it stores {layers} layer(s)")
+    for name, items in counts.items():
+        if isinstance(items, list) and len(items) + 2 not in dims:  # saved without <pad> and <unk>
+            raise ModelFileError(f"{path}: its {name} vocabulary has {len(items)} entries, no stored tensor that many")
 
 
 def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import functools
 import json
 import math
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -17,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from lstmtag.checkpoint import ModelFileError
 from lstmtag.data import DataError
@@ -24,25 +27,60 @@ from lstmtag.data import DataError
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="LSTM sequence models you can see inside.")
 lm_app = typer.Typer(add_completion=False, no_args_is_help=True, help="LSTM language models.")
 app.add_typer(lm_app, name="lm")
+# markup=False: text from the data (tokens, file names, messages) is printed literally, never read as rich markup.
 console = Console(stderr=True, soft_wrap=True, highlight=False)
 out = Console(highlight=False, soft_wrap=True)
 
 
 def friendly_errors(command):
-    """Turn the library's input errors into a clear message and exit code 2."""
+    """Turn the library's input errors into a clear message and exit code 2.
+
+    SIGTERM raises ``SystemExit(143)`` while the command runs, so the clean-up that runs for
+    exceptions (an output file's temporary copy is removed) runs for a plain ``kill`` too.
+    """
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
+        previous = _on_sigterm(_terminate)
         try:
             return command(*args, **kwargs)
-        except (DataError, ModelFileError, ValueError, FileNotFoundError) as error:
-            console.print(f"[bold red]error:[/] {error}", markup=True, highlight=False)
+        except (DataError, ModelFileError, ValueError, OSError, RecursionError) as error:
+            error_line(_describe(error))
+            raise typer.Exit(2) from None
+        except MemoryError:
+            error_line("out of memory (is the input within the documented limits?)")
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             console.print("interrupted")
             raise typer.Exit(130) from None
+        finally:
+            _on_sigterm(previous)
 
     return wrapper
+
+
+def error_line(message: str) -> None:
+    """``error: MESSAGE`` on stderr, the message printed literally (brackets in data are not markup)."""
+    console.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False)
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, OSError) and not isinstance(error, (DataError, ModelFileError)) and error.strerror:
+        return f"{error.filename}: {error.strerror}" if error.filename else error.strerror
+    if isinstance(error, RecursionError):
+        return "input nested too deeply"
+    return str(error)
+
+
+def _terminate(signum, frame) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _on_sigterm(handler):
+    """Install ``handler`` for SIGTERM and return the previous one (a no-op outside the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, handler if handler is not None else signal.SIG_DFL)
 
 
 ModelOption = Annotated[str, typer.Option("--model", "-m", help="Model file, or a shipped model's short name (en).")]
@@ -172,6 +210,8 @@ def _train(
             teacher=teacher,
             distill_weight=weight,
         )
+    if not out_file.is_file():
+        raise ValueError(f"{out_file}: training ended ({result.stopped_by}) without writing a model")
     console.print(
         f"best dev accuracy {result.best_accuracy:.4f} at epoch {result.best_epoch}; "
         f"stopped by {result.stopped_by} after {result.seconds / 60:.1f} min; model: {out_file}"
@@ -277,20 +317,29 @@ def tag(
 
     if output_format not in ("conllu", "tsv", "jsonl", "table"):
         raise ValueError(f"--output must be conllu, tsv, jsonl or table, got {output_format!r}")
+    if input_format not in ("conllu", "conll", "text", "jsonl"):
+        raise ValueError(f"--input must be conllu, conll, text or jsonl, got {input_format!r}")
+    if output_file is not None and output_file.is_dir():
+        raise ValueError(f"{output_file}: is a directory; --out names the file to write")
     predictor = Predictor.load(model)
     data_format = predictor.bundle.config.data.format
     source_format = data_format if input_format == "conllu" and data_format == "conll" else input_format
 
     def write(handle) -> None:
+        table_console = out if handle is sys.stdout else Console(file=handle, highlight=False, soft_wrap=True)
+        count = 0
         for sentence, tagged in predictor.stream(read_sentences(input_file, source_format)):
+            count += 1
             if output_format == "table":
-                print_table(sentence.words, tagged)
+                print_table(sentence.words, tagged, table_console)
             elif output_format == "conllu":
                 handle.write(format_conllu(sentence, tagged.tags, source_format if sentence.lines else "conllu"))
             elif output_format == "tsv":
                 handle.write(format_tsv(sentence, tagged.tags, tagged.probs))
             else:
                 handle.write(format_jsonl(sentence, tagged.tags, tagged.probs))
+        if count == 0:  # raised inside the atomic writer, so an existing --out file is kept as it was
+            raise DataError("<stdin>" if input_file == "-" else input_file, 0, "no sentences to tag; nothing written")
 
     if output_file is None:
         write(sys.stdout)
@@ -299,8 +348,8 @@ def tag(
             write(handle)
 
 
-def print_table(words: list[str], tagged) -> None:
-    """A readable table: token, then each column's tag and its probability."""
+def print_table(words: list[str], tagged, console_out: Console) -> None:
+    """A readable table: token, then each column's tag and its probability (text shown literally)."""
     table = Table(show_edge=False)
     table.add_column("token")
     for name in tagged.tags:
@@ -311,7 +360,7 @@ def print_table(words: list[str], tagged) -> None:
         for name in tagged.tags:
             cells += [tagged.tags[name][position], f"{tagged.probs[name][position]:.3f}"]
         table.add_row(*cells)
-    out.print(table)
+    console_out.print(table)
 
 
 @app.command()
@@ -326,11 +375,17 @@ def inspect(
 ) -> None:
     """Show h_t, c_t and the input/forget/cell/output gates, token by token, per layer and direction."""
     import lstmtag
+    from lstmtag.limits import MAX_INSPECT_TOKENS, check_sentence
 
+    if plot is not None and plot.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise ValueError(f"--plot {plot}: name a .png, .svg or .pdf file (the suffix picks the format)")
     loaded = lstmtag.load(model)
-    tokens = sentence if getattr(loaded, "is_char_model", False) else sentence.split()
-    if not tokens:
-        raise ValueError("the sentence is empty")
+    if getattr(loaded, "is_char_model", False):
+        tokens = sentence
+        if not tokens or len(tokens) > MAX_INSPECT_TOKENS:
+            raise ValueError(f"the text has {len(tokens)} characters; inspect takes 1 to {MAX_INSPECT_TOKENS}")
+    else:
+        tokens = check_sentence(sentence.split(), "the sentence", max_tokens=MAX_INSPECT_TOKENS)
     trace = loaded.inspect(tokens)
     if plot is not None:
         from lstmtag.plots import plot_trace
@@ -426,7 +481,8 @@ def lm_train(
         )
     console.print(
         f"best valid loss {result.best_valid_loss:.4f} nats after {result.steps} steps, "
-        f"{result.seconds / 60:.1f} min (stopped by {result.stopped_by}); milestones {result.milestones}"
+        f"{result.seconds / 60:.1f} min (stopped by {result.stopped_by})"
+        + (f"; best by {result.milestones}" if result.milestones else "")
     )
 
 
@@ -442,7 +498,14 @@ def generate(
 ) -> None:
     """Continue a prompt, streaming each token as it is produced (one LSTM step per token)."""
     import lstmtag
+    from lstmtag.limits import MAX_GENERATE_LENGTH
 
+    if not 0 <= length <= MAX_GENERATE_LENGTH:
+        raise ValueError(f"--length must be between 0 and {MAX_GENERATE_LENGTH:,}, got {length}")
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"--temperature must be a finite number above 0, got {temperature}")
+    if top_k < 0:
+        raise ValueError(f"--top-k must be 0 (all tokens) or more, got {top_k}")
     language_model = _load_lm(lstmtag, model)
     unknown = sorted({ch for ch in prompt if ch not in language_model.vocab}) if language_model.is_char_model else []
     if unknown:
@@ -459,23 +522,21 @@ def generate(
 def score(
     model: ModelOption,
     text_file: Annotated[str, typer.Argument(help="Text file, or - for standard input.")],
-    chunk_chars: Annotated[int, typer.Option(help="Read this many characters at a time.")] = 65536,
+    chunk_chars: Annotated[
+        int, typer.Option(help="Read this many bytes at a time (the score does not depend on it).")
+    ] = 65536,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Perplexity and bits per token of a file of any size, streamed with the state carried."""
     import lstmtag
+    from lstmtag.data import text_chunks
 
+    if chunk_chars < 1:
+        raise ValueError(f"--chunk-chars must be at least 1, got {chunk_chars}")
     language_model = _load_lm(lstmtag, model)
-    handle = sys.stdin if text_file == "-" else open(text_file, encoding="utf-8")  # noqa: SIM115
-    with handle:
-        if language_model.is_char_model:
-            chunks = iter(lambda: handle.read(chunk_chars), "")
-        else:
-            chunks = (line for line in handle)  # word models: chunks end at line ends
-        try:
-            result = language_model.score(chunks)
-        except UnicodeDecodeError as error:
-            raise ValueError(f"{text_file}: not valid UTF-8 text ({error.reason})") from None
+    # Word models get whole lines (a chunk ends at a line end); broken or binary input stops at once.
+    chunks = text_chunks(text_file, chunk_bytes=chunk_chars, lines=not language_model.is_char_model)
+    result = language_model.score(chunks)
     if as_json:
         out.print(json.dumps(result))
     else:
@@ -514,5 +575,7 @@ def serve(
             spec.rpartition("=") if "=" in spec else (Path(spec).name.removesuffix(".safetensors"), "", spec)
         )
         predictors[name] = Predictor.load(path)
+    if not 0 <= port <= 65535:
+        raise ValueError(f"--port must be between 0 and 65535, got {port}")
     console.print(f"serving {sorted(predictors)} on http://{host}:{port}/ (API docs at /docs)")
     uvicorn.run(create_app(predictors, Limits(max_wait_ms=max_wait_ms)), host=host, port=port, log_level="warning")

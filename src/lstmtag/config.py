@@ -8,6 +8,7 @@ one field, parsing the value as a TOML literal (``3``, ``0.5``, ``true``, ``"crf
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,8 @@ class DataConfig:
 
     columns: tuple[str, ...] = ("upos", "xpos")
     # "conllu" for Universal Dependencies files; "conll" for whitespace-separated columns with the
-    # word first (CoNLL-2000/2003 style), where a column is named by its 0-based index ("2").
+    # word first (CoNLL-2000/2003 style), where a column is named by its 1-based index after the
+    # word ("2" is the second column after the word: CHUNK in "word POS CHUNK").
     format: str = "conllu"
     min_word_count: int = 1
 
@@ -109,13 +111,17 @@ class Config:
         sections = {}
         for section in dataclasses.fields(cls):
             section_type = _SECTION_TYPES[section.name]
-            given = dict(values.get(section.name, {}))
+            given = values.get(section.name, {})
+            if not isinstance(given, dict):
+                raise ValueError(f"[{section.name}] must be a table of settings, got {given!r}")
+            given = dict(given)
             names = {f.name: f for f in dataclasses.fields(section_type)}
             unknown = set(given) - set(names)
             if unknown:
                 raise ValueError(f"unknown setting(s) {sorted(unknown)} in [{section.name}]; known: {sorted(names)}")
             for key, value in given.items():
                 given[key] = _coerce(f"{section.name}.{key}", names[key], value)
+                _check_range(f"{section.name}.{key}", given[key])
             sections[section.name] = section_type(**given)
         unknown_sections = set(values) - set(sections)
         if unknown_sections:
@@ -133,6 +139,59 @@ SAVED_BEFORE = {"model": {"hmm_joint": False}}
 def saved_config(values: dict[str, Any]) -> Config:
     """The config stored in a model file; a setting the file predates takes its ``SAVED_BEFORE`` value."""
     return Config.from_dict({name: {**SAVED_BEFORE.get(name, {}), **given} for name, given in values.items()})
+
+
+# Bounds on settings, so a typo or a doctored model file fails here with the setting's name rather
+# than deep inside training or torch (``range() arg 3 must not be zero``). Integers not listed must be
+# >= 0 (``seed`` is free); every number must be finite.
+_AT_LEAST_ONE = {
+    "train.epochs",
+    "train.batch_size",
+    "model.word_dim",
+    "model.char_dim",
+    "model.hidden_size",
+    "model.num_layers",
+    "model.hmm_candidates",
+    "lm.embed_dim",
+    "lm.hidden_size",
+    "lm.num_layers",
+    "lm.seq_len",
+    "lm.batch_size",
+    "lm.epochs",
+    "lm.eval_every",
+}
+_BELOW_ONE = {"model.dropout", "lm.dropout", "train.ema", "train.beta2", "lm.valid_fraction"}  # in [0, 1)
+_CHOICES = {
+    "data.format": ("conllu", "conll"),
+    "model.kind": ("lstm", "hmm"),
+    "model.head": ("softmax", "crf"),
+    "lm.unit": ("char", "word"),
+}
+_MAX_INT = 2**31 - 1
+
+
+def _check_range(name: str, value: Any) -> None:
+    if name in _CHOICES and value not in _CHOICES[name]:
+        raise ValueError(f"{name} must be one of {list(_CHOICES[name])}, got {value!r}")
+    if name == "data.columns" and (not value or any(not column.strip() for column in value)):
+        raise ValueError(f"{name} needs at least one column name, e.g. upos,xpos (got {list(value)!r})")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if name == "train.seed" or name == "lm.seed":
+        if not -_MAX_INT <= value <= 2**63 - 1:
+            raise ValueError(f"{name} is out of range: {value!r}")
+        return
+    low = 1 if name in _AT_LEAST_ONE else 0
+    if value < low or (isinstance(value, int) and value > _MAX_INT):
+        raise ValueError(
+            f"{name} must be at least {low}{'' if isinstance(value, float) else f' and at most {_MAX_INT}'}, got {value!r}"
+        )
+    if name in _BELOW_ONE and value >= 1:
+        raise ValueError(f"{name} must be below 1, got {value!r}")
+    if name in ("train.lr", "lm.lr") and value <= 0:
+        raise ValueError(f"{name} must be above 0, got {value!r}")
 
 
 def _plain(value: Any) -> Any:
@@ -175,11 +234,15 @@ def parse_override(text: str) -> tuple[str, str, Any]:
     if "=" not in text or "." not in text.split("=", 1)[0]:
         raise ValueError(f"--set expects section.key=value, got {text!r}")
     dotted, raw = text.split("=", 1)
-    section, key = dotted.strip().split(".", 1)
+    section, key = (part.strip() for part in dotted.strip().split(".", 1))
+    if not section or not key:
+        raise ValueError(f"--set expects section.key=value, got {text!r}")
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw
+    except RecursionError:
+        raise ValueError(f"--set {dotted}: value nested too deeply") from None
     return section, key, value
 
 
@@ -187,12 +250,20 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     """Read a TOML preset (or defaults) and apply ``section.key=value`` overrides."""
     values: dict[str, dict[str, Any]] = {}
     if path is not None:
+        if Path(path).is_dir():
+            raise ValueError(f"{path}: is a directory, not a TOML file")
         try:
             with open(path, "rb") as handle:
                 values = tomllib.load(handle)
         except tomllib.TOMLDecodeError as error:
             raise ValueError(f"{path}: not valid TOML: {error}") from None
+        except RecursionError:
+            raise ValueError(f"{path}: not valid TOML: nested too deeply") from None
+        except (OSError, UnicodeDecodeError) as error:
+            raise ValueError(f"{path}: cannot read: {getattr(error, 'strerror', None) or error}") from None
     for text in overrides or []:
         section, key, value = parse_override(text)
-        values.setdefault(section, {})[key] = value
+        if not isinstance(values.setdefault(section, {}), dict):
+            raise ValueError(f"[{section}] must be a table of settings, got {values[section]!r}")
+        values[section][key] = value
     return Config.from_dict(values)

@@ -8,6 +8,8 @@ ranges, empty nodes, other columns) must be written back byte for byte.
 
 from __future__ import annotations
 
+import codecs
+import glob
 import json
 import os
 import sys
@@ -17,6 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
+
+from lstmtag.limits import MAX_JSON_DEPTH, MAX_LINE_BYTES, MAX_SENTENCE_TOKENS, json_depth, sentence_problem
 
 CONLLU_COLUMNS = {"lemma": 2, "upos": 3, "xpos": 4, "feats": 5, "deprel": 7}
 
@@ -43,7 +47,17 @@ class Sentence:
 
 
 def _decoded_lines(handle: IO[bytes], source: str) -> Iterator[tuple[int, str]]:
-    for number, raw in enumerate(handle, start=1):
+    """Numbered lines without their line ends; a UTF-8 byte-order mark at the start is dropped.
+
+    A line is read ``MAX_LINE_BYTES`` at most at a time, so one endless line cannot fill the memory.
+    """
+    number = 0
+    while raw := handle.readline(MAX_LINE_BYTES + 1):
+        number += 1
+        if len(raw) > MAX_LINE_BYTES:
+            raise DataError(source, number, f"line longer than {MAX_LINE_BYTES:,} bytes")
+        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as error:
@@ -51,11 +65,30 @@ def _decoded_lines(handle: IO[bytes], source: str) -> Iterator[tuple[int, str]]:
         yield number, text.rstrip("\r\n")
 
 
+def _check_words(words: list[str], source: str, line: int | list[int]) -> None:
+    """Raise a ``DataError`` at the line of the first word that breaks a limit (see ``limits``).
+
+    ``line`` is the sentence's one line (text, JSON lines), or each word's line (CoNLL, CoNLL-U).
+    """
+    problem = sentence_problem(words)
+    if problem is not None:
+        position, message = problem
+        if isinstance(line, list):
+            raise DataError(source, line[position or 0], message)
+        raise DataError(source, line, message if position is None else f"token {position + 1}: {message}")
+
+
+def _is_number(text: str) -> bool:
+    return text.isascii() and text.isdigit()  # str.isdigit alone passes '²' and '١'
+
+
 @contextmanager
 def _open_binary(path: str | Path) -> Iterator[tuple[IO[bytes], str]]:
     if str(path) == "-":
         yield sys.stdin.buffer, "<stdin>"
         return
+    if Path(path).is_dir():
+        raise DataError(str(path), 0, "is a directory, not a file")
     try:
         handle = open(path, "rb")  # noqa: SIM115 - closed by the ``with`` below; opened apart to word the error
     except OSError as error:
@@ -69,7 +102,7 @@ def _column_index(name: str, fmt: str) -> int:
         if name not in CONLLU_COLUMNS:
             raise ValueError(f"unknown CoNLL-U column {name!r}; choose from {sorted(CONLLU_COLUMNS)}")
         return CONLLU_COLUMNS[name]
-    if not name.isdigit() or int(name) == 0:
+    if not _is_number(name) or int(name) == 0:
         raise ValueError(
             f"in the 'conll' format a label column is a 1-based index after the word (e.g. '1'), got {name!r}"
         )
@@ -90,6 +123,8 @@ def read_conllu(path: str | Path, columns: Iterable[str] = ()) -> Iterator[Sente
                 continue
             if not lines:
                 start = number
+            if len(lines) >= 4 * MAX_SENTENCE_TOKENS:  # words, ranges, empty nodes and comments together
+                raise DataError(source, number, f"sentence over {4 * MAX_SENTENCE_TOKENS} lines")
             lines.append(text)
             if not text.startswith("#"):
                 _check_conllu_line(text, source, number)
@@ -108,7 +143,7 @@ def _check_conllu_line(text: str, source: str, number: int) -> None:
         parts = token_id.split(".")
     else:
         parts = [token_id]
-    if not all(p.isdigit() for p in parts) or len(parts) > 2:
+    if not all(_is_number(p) for p in parts) or len(parts) > 2:
         raise DataError(source, number, f"ID must be an integer, a range (3-4) or a decimal (5.1), got {token_id!r}")
     if cells[1] == "":
         raise DataError(source, number, "empty FORM column")
@@ -122,7 +157,7 @@ def _conllu_sentence(lines: list[str], indices: dict[str, int], source: str, sta
         if text.startswith("#"):
             continue
         cells = text.split("\t")
-        if not cells[0].isdigit():
+        if not _is_number(cells[0]):
             continue  # multiword token range or empty node: carried through unchanged
         words.append(cells[1])
         word_lines.append(position)
@@ -130,6 +165,7 @@ def _conllu_sentence(lines: list[str], indices: dict[str, int], source: str, sta
             labels[name].append(cells[index])
     if not words:
         raise DataError(source, start, "sentence has no words (only comments, ranges or empty nodes)")
+    _check_words(words, source, [start + position for position in word_lines])
     return Sentence(words, labels, lines, word_lines, source, start)
 
 
@@ -157,6 +193,8 @@ def read_conll(path: str | Path, columns: Iterable[str] = ()) -> Iterator[Senten
                 raise DataError(
                     source, number, f"column {max(indices.values())} asked for, line has {len(cells)} columns"
                 )
+            if len(lines) >= MAX_SENTENCE_TOKENS:
+                raise DataError(source, number, f"sentence over {MAX_SENTENCE_TOKENS} tokens")
             lines.append(text)
         if lines:
             yield _conll_sentence(lines, indices, source, start)
@@ -165,7 +203,9 @@ def read_conll(path: str | Path, columns: Iterable[str] = ()) -> Iterator[Senten
 def _conll_sentence(lines: list[str], indices: dict[str, int], source: str, start: int) -> Sentence:
     rows = [text.split() for text in lines]
     labels = {name: [row[index] for row in rows] for name, index in indices.items()}
-    return Sentence([row[0] for row in rows], labels, lines, list(range(len(lines))), source, start)
+    words = [row[0] for row in rows]
+    _check_words(words, source, list(range(start, start + len(lines))))
+    return Sentence(words, labels, lines, list(range(len(lines))), source, start)
 
 
 def read_text(path: str | Path) -> Iterator[Sentence]:
@@ -174,6 +214,7 @@ def read_text(path: str | Path) -> Iterator[Sentence]:
         for number, text in _decoded_lines(handle, source):
             words = text.split()
             if words:
+                _check_words(words, source, number)
                 yield Sentence(words, source=source, line=number)
 
 
@@ -183,14 +224,46 @@ def read_jsonl(path: str | Path) -> Iterator[Sentence]:
         for number, text in _decoded_lines(handle, source):
             if not text.strip():
                 continue
+            if json_depth(text) > MAX_JSON_DEPTH:
+                raise DataError(source, number, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
             try:
                 record = json.loads(text)
-            except json.JSONDecodeError as error:
-                raise DataError(source, number, f"not valid JSON: {error.msg}") from None
+            except (json.JSONDecodeError, RecursionError) as error:
+                raise DataError(source, number, f"not valid JSON: {getattr(error, 'msg', error)}") from None
             tokens = record.get("tokens") if isinstance(record, dict) else None
-            if not isinstance(tokens, list) or not tokens or not all(isinstance(t, str) and t for t in tokens):
+            if not isinstance(tokens, list):
                 raise DataError(source, number, 'expected {"tokens": [non-empty strings, ...]}')
+            _check_words(tokens, source, number)
             yield Sentence(tokens, source=source, line=number)
+
+
+def text_chunks(path: str | Path, *, chunk_bytes: int = 65536, lines: bool = False) -> Iterator[str]:
+    """Stream a UTF-8 text file (or ``-``) as text chunks: ``chunk_bytes`` at a time, or line by line.
+
+    Lines keep their line ends. Broken UTF-8 or a NUL byte (a binary file) is a ``DataError`` naming
+    the line, raised as soon as that chunk is read.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    with _open_binary(path) as (handle, source):
+        line = 1
+        while raw := (handle.readline(MAX_LINE_BYTES + 1) if lines else handle.read(chunk_bytes)):
+            if lines and len(raw) > MAX_LINE_BYTES:
+                raise DataError(source, line, f"line longer than {MAX_LINE_BYTES:,} bytes")
+            if b"\x00" in raw:
+                at = line + raw[: raw.index(b"\x00")].count(b"\n")
+                raise DataError(source, at, "looks like a binary file (NUL byte); expected UTF-8 text")
+            try:
+                text = decoder.decode(raw)
+            except UnicodeDecodeError as error:
+                at = line + raw[: max(error.start, 0)].count(b"\n")
+                raise DataError(source, at, f"not valid UTF-8 ({error.reason})") from None
+            line += raw.count(b"\n")
+            if text:
+                yield text
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError as error:
+            raise DataError(source, line, f"not valid UTF-8 ({error.reason} at the end)") from None
 
 
 def read_sentences(path: str | Path, fmt: str, columns: Iterable[str] = ()) -> Iterator[Sentence]:
@@ -255,12 +328,42 @@ def format_jsonl(sentence: Sentence, predicted: dict[str, list[str]], probs: dic
     return json.dumps(record, ensure_ascii=False) + "\n"
 
 
+def temporary_beside(target: Path) -> tuple[int, str]:
+    """A new temporary file ``.NAME.PID.XXXX.tmp`` beside ``target`` (fd, path), after removing stale ones.
+
+    A temporary file is stale when the process named in it is gone: killed (SIGKILL cannot be
+    caught) before it could remove its file. Files of live processes, another writer's included,
+    are left alone.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    prefix = f".{target.name}."
+    for old in target.parent.glob(f"{glob.escape(prefix)}*.tmp"):
+        pid = old.name[len(prefix) :].split(".", 1)[0]
+        if _is_number(pid) and not _process_alive(int(pid)):
+            old.unlink(missing_ok=True)
+    return tempfile.mkstemp(dir=target.parent, prefix=f"{prefix}{os.getpid()}.", suffix=".tmp")
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # alive under another user, or not a pid we can judge: keep its file
+    return True
+
+
 @contextmanager
 def atomic_writer(path: str | Path, mode: str = "w") -> Iterator[IO]:
-    """Write to a temporary file beside ``path`` and rename it into place only on success."""
+    """Write to a temporary file beside ``path`` and rename it into place only on success.
+
+    On any exception (``KeyboardInterrupt`` and the CLI's SIGTERM exit included) the temporary file
+    is removed and ``path`` keeps its old content; one left by a killed process is removed by the
+    next write beside it.
+    """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    fd, tmp = temporary_beside(target)
     try:
         with os.fdopen(fd, mode, **({"encoding": "utf-8"} if "b" not in mode else {})) as handle:
             yield handle

@@ -18,6 +18,7 @@ from torch import nn
 from lstmtag import checkpoint
 from lstmtag.config import Config, LMConfig, saved_config
 from lstmtag.inspector import Trace, single, trace_lstm
+from lstmtag.limits import MAX_GENERATE_LENGTH, MAX_INSPECT_TOKENS
 from lstmtag.metrics import perplexity
 from lstmtag.vocab import Vocab
 
@@ -133,7 +134,6 @@ class LanguageModel:
         logits, state = self.model.step(torch.tensor([index]), state or self.init_state())
         return logits[0], state
 
-    @torch.no_grad()
     def generate(
         self,
         prompt: str,
@@ -143,9 +143,20 @@ class LanguageModel:
         top_k: int = 0,
         seed: int | None = None,
     ) -> Iterator[str]:
-        """Yield ``length`` new tokens after ``prompt``, one LSTM step each on the carried state."""
-        if temperature <= 0:
-            raise ValueError("temperature must be > 0")
+        """Yield ``length`` new tokens after ``prompt``, one LSTM step each on the carried state.
+
+        Bad settings raise ``ValueError`` here, before the first token (the tokens come lazily).
+        """
+        if not (math.isfinite(temperature) and temperature > 0):
+            raise ValueError(f"temperature must be a finite number above 0, got {temperature}")
+        if not 0 <= length <= MAX_GENERATE_LENGTH:
+            raise ValueError(f"length must be between 0 and {MAX_GENERATE_LENGTH}, got {length}")
+        if top_k < 0:
+            raise ValueError(f"top_k must be 0 (all tokens) or more, got {top_k}")
+        return self._generate(prompt, length, temperature=temperature, top_k=top_k, seed=seed)
+
+    @torch.no_grad()
+    def _generate(self, prompt: str, length: int, *, temperature: float, top_k: int, seed: int | None) -> Iterator[str]:
         self.model.eval()
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         ids = self.encode(prompt) if prompt else [self.vocab.id("\n" if self.is_char_model else "<eos>")]
@@ -196,6 +207,8 @@ class LanguageModel:
         tokens = list(text) if self.is_char_model and isinstance(text, str) else list(text)
         if isinstance(text, str) and not self.is_char_model:
             tokens = text.split()
+        if not 1 <= len(tokens) <= MAX_INSPECT_TOKENS:  # every vector of every step is kept
+            raise ValueError(f"inspect takes 1 to {MAX_INSPECT_TOKENS} tokens, got {len(tokens)}")
         ids = torch.tensor([self.vocab.ids(tokens)])
         self.model.eval()
         with torch.no_grad():

@@ -182,7 +182,10 @@ def train_lm(
             _validate(model, valid_data, vocab, config, out, run, started, info, optimizer, state_file, on_progress)
     if run["step"] % settings.eval_every != 0 and run["step"] != total_steps:
         _validate(model, valid_data, vocab, config, out, run, started, info, optimizer, state_file, on_progress)
-    return LMResult(run["best_valid_loss"], run["step"], time.perf_counter() - started, stopped_by, run["milestones"])
+    seconds = time.perf_counter() - started
+    # Only the milestones the run reached: a half-minute run has no "best by 5 min".
+    reached = {key: loss for key, loss in run["milestones"].items() if float(key.split()[0]) * 60 <= seconds}
+    return LMResult(run["best_valid_loss"], run["step"], seconds, stopped_by, reached)
 
 
 def _validate(model, valid_data, vocab, config, out, run, started, info, optimizer, state_file, on_progress) -> None:

@@ -20,6 +20,7 @@ from lstmtag.ensemble import Ensemble
 from lstmtag.inspector import Stepper, Trace, single, trace_lstm
 from lstmtag.lemma import COLUMN as LEMMA
 from lstmtag.lemma import apply as apply_script
+from lstmtag.limits import MAX_INSPECT_TOKENS, MAX_SENTENCE_TOKENS, check_sentence
 from lstmtag.metrics import ColumnScores, SpanScores, is_bio
 from lstmtag.models import TaggerBundle, load_tagger
 from lstmtag.runtime import InferenceEnsemble, InferenceTagger, for_inference
@@ -125,7 +126,7 @@ class Predictor:
             raise ValueError(
                 f"a {type(model).__name__} has no LSTM to inspect; inspect an LSTM tagger or language model"
             )
-        sentence = Sentence(_check_tokens(tokens, 0))
+        sentence = Sentence(_check_tokens(tokens, 0, max_tokens=MAX_INSPECT_TOKENS))
         batch = make_batch([sentence], self.bundle.vocabs)
         layers = []
         for name, tagger in encoders:
@@ -232,12 +233,5 @@ def _chunks(sentences: Sequence[Sentence], size: int) -> Iterator[list[int]]:
         yield order[start : start + size]
 
 
-def _check_tokens(tokens: object, index: int) -> list[str]:
-    if isinstance(tokens, str) or not isinstance(tokens, Sequence):
-        raise ValueError(f"sentence {index}: expected a list of token strings, got {type(tokens).__name__}")
-    if not tokens:
-        raise ValueError(f"sentence {index}: no tokens")
-    for position, token in enumerate(tokens):
-        if not isinstance(token, str) or not token or token.isspace():
-            raise ValueError(f"sentence {index}, token {position}: expected a non-empty string, got {token!r}")
-    return list(tokens)
+def _check_tokens(tokens: object, index: int, *, max_tokens: int = MAX_SENTENCE_TOKENS) -> list[str]:
+    return check_sentence(tokens, f"sentence {index}", max_tokens=max_tokens)

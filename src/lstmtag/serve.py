@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -18,10 +19,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.base import BaseHTTPMiddleware
 
 from lstmtag.data import Sentence
 from lstmtag.ensemble import Ensemble
+from lstmtag.limits import MAX_INSPECT_TOKENS, MAX_JSON_DEPTH, json_depth, sentence_problem
 from lstmtag.predict import Predictor, Tagged, rows
 from lstmtag.tagger import Tagger
 
@@ -73,9 +76,10 @@ class InspectRequest(BaseModel):
 class Batcher:
     """Gathers concurrent requests for one model into batches tagged on a worker thread."""
 
-    def __init__(self, predictor: Predictor, limits: Limits) -> None:
+    def __init__(self, predictor: Predictor, limits: Limits, executor: Executor | None = None) -> None:
         self.predictor = predictor
         self.limits = limits
+        self.executor = executor
         self.queue: asyncio.Queue[tuple[list[Sentence], asyncio.Future]] = asyncio.Queue()
         self.worker: asyncio.Task | None = None
 
@@ -104,7 +108,7 @@ class Batcher:
                 count += len(job[0])
             everything = [s for sentences, _ in jobs for s in sentences]
             try:
-                tagged = await loop.run_in_executor(None, self.predictor.predict, everything)
+                tagged = await loop.run_in_executor(self.executor, self.predictor.predict, everything)
             except Exception as error:  # noqa: BLE001 - handed to the requests, never kills the worker
                 for _, future in jobs:
                     if not future.done():
@@ -132,6 +136,8 @@ class BodyLimit(BaseHTTPMiddleware):
             body = await request.body()
             if len(body) > self.max_bytes:
                 return _error(413, f"request body over {self.max_bytes} bytes")
+            if json_depth(body.decode("utf-8", errors="replace")) > MAX_JSON_DEPTH:  # before the parser recurses
+                return _error(400, f"JSON nested deeper than {MAX_JSON_DEPTH} levels", "body")
         return await call_next(request)
 
 
@@ -142,6 +148,30 @@ def _error(status: int, message: str, field: str | None = None) -> JSONResponse:
     return JSONResponse(status_code=status, content=content)
 
 
+def _check_text(text: str | None, field: str) -> None:
+    """A 422 naming ``field`` for text that cannot be answered: a lone surrogate cannot be written as UTF-8."""
+    if text is not None and not text.isprintable():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise HTTPException(
+                422,
+                {
+                    "error": f"{field}: lone surrogate at character {error.start} (not valid Unicode text)",
+                    "field": field,
+                },
+            ) from None
+
+
+def _check_tokens(tokens: list[str], where: str, max_tokens: int) -> None:
+    """A 422 naming the first token that breaks a rule of ``limits`` (empty, too long, a lone surrogate)."""
+    problem = sentence_problem(tokens, max_tokens=max_tokens)
+    if problem is not None:
+        position, message = problem
+        field = where if position is None else f"{where}.{position}"
+        raise HTTPException(422, {"error": f"{field}: {message}", "field": field})
+
+
 def create_app(predictors: dict[str, Predictor], limits: Limits | None = None) -> FastAPI:
     """The service for the given named models (the first is the default)."""
     if not predictors:
@@ -149,7 +179,10 @@ def create_app(predictors: dict[str, Predictor], limits: Limits | None = None) -
     limits = limits or Limits()
     app = FastAPI(title="lstmtag", description="LSTM taggers over HTTP, with a look inside.", version="0.1.0")
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
-    batchers = {name: Batcher(predictor, limits) for name, predictor in predictors.items()}
+    # One model thread for every model and route: one batch's tensors at a time, so the peak memory is
+    # that of the largest batch, not of several heavy requests (tags, inspect, other models) at once.
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lstmtag-model")
+    batchers = {name: Batcher(predictor, limits, executor) for name, predictor in predictors.items()}
     default = next(iter(predictors))
 
     @app.exception_handler(RequestValidationError)
@@ -165,6 +198,18 @@ def create_app(predictors: dict[str, Predictor], limits: Limits | None = None) -
         detail = error.detail if isinstance(error.detail, dict) else {"error": str(error.detail)}
         return JSONResponse(status_code=error.status_code, content=detail)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def starlette_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        return _error(error.status_code, str(error.detail))  # 404 and 405 from routing, in the same shape
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception) -> JSONResponse:
+        return _error(500, "internal error")  # JSON like every other answer; the traceback stays in the log
+
+    @app.exception_handler(RecursionError)
+    async def too_deep(request: Request, error: RecursionError) -> JSONResponse:
+        return _error(400, "JSON nested too deeply", "body")
+
     def choose(name: str | None) -> str:
         name = name or default
         if name not in predictors:
@@ -176,6 +221,7 @@ def create_app(predictors: dict[str, Predictor], limits: Limits | None = None) -
     def sentences_from(request: TagRequest) -> list[list[str]]:
         if (request.sentences is None) == (request.text is None):
             raise HTTPException(422, {"error": "give exactly one of 'sentences' or 'text'", "field": "sentences"})
+        _check_text(request.text, "text")
         sentences = request.sentences if request.sentences is not None else tokenize_text(request.text or "")
         if not sentences:
             raise HTTPException(
@@ -191,11 +237,7 @@ def create_app(predictors: dict[str, Predictor], limits: Limits | None = None) -
                 raise HTTPException(422, {"error": f"{where}: empty sentence", "field": where})
             if len(tokens) > limits.max_tokens:
                 raise HTTPException(413, {"error": f"{where}: over {limits.max_tokens} tokens", "field": where})
-            for position, token in enumerate(tokens):
-                if not token or token.isspace():
-                    raise HTTPException(
-                        422, {"error": f"{where}.{position}: empty token", "field": f"{where}.{position}"}
-                    )
+            _check_tokens(tokens, where, limits.max_tokens)
         return sentences
 
     @app.post("/tag")
@@ -212,13 +254,16 @@ def create_app(predictors: dict[str, Predictor], limits: Limits | None = None) -
         name = choose(request.model)
         if (request.tokens is None) == (request.text is None):
             raise HTTPException(422, {"error": "give exactly one of 'tokens' or 'text'", "field": "tokens"})
+        _check_text(request.text, "text")
         tokens = (
             request.tokens if request.tokens is not None else [t for s in tokenize_text(request.text or "") for t in s]
         )
-        if not tokens or len(tokens) > limits.max_tokens or any(not t or t.isspace() for t in tokens):
-            raise HTTPException(422, {"error": f"need 1 to {limits.max_tokens} non-empty tokens", "field": "tokens"})
+        most = min(limits.max_tokens, MAX_INSPECT_TOKENS)
+        if not tokens or len(tokens) > most:
+            raise HTTPException(422, {"error": f"need 1 to {most} non-empty tokens", "field": "tokens"})
+        _check_tokens(tokens, "tokens", most)
         try:
-            trace = await asyncio.get_running_loop().run_in_executor(None, predictors[name].inspect, tokens)
+            trace = await asyncio.get_running_loop().run_in_executor(executor, predictors[name].inspect, tokens)
         except ValueError as error:
             raise HTTPException(422, {"error": str(error), "field": "model"}) from None
         return {"model": name, **trace.to_json()}
