@@ -3,7 +3,9 @@
     python bench/serve_load.py [--model en] [--requests 400] [--clients 1,8,32]
 
 Starts the server as a child process on 127.0.0.1, sends a bounded number of POST /tag requests
-(one EWT dev sentence each) from N concurrent clients, and stops the server. Writes
+(one EWT dev sentence each) from N concurrent clients, and stops the server. The same client also
+loads an empty FastAPI endpoint (bench/empty_server.py) right before each row: the ceiling, so the
+service's requests/s is reported as a fraction of what the HTTP stack alone allows here. Writes
 bench/results/serve_load.json and serve_load.md.
 """
 
@@ -17,6 +19,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 
@@ -70,6 +73,16 @@ async def load(url: str, sentences: list[list[str]], clients: int, total: int) -
     }
 
 
+def wait_for(url: str) -> None:
+    for _ in range(600):
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise SystemExit(f"server at {url} did not start")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="en")
@@ -78,7 +91,7 @@ def main() -> None:
     parser.add_argument("--max-wait-ms", type=float, default=5.0)
     args = parser.parse_args()
     sentences = [s.words for s in read_conllu(SHARED / "ud" / "en_ewt" / "en_ewt-ud-dev.conllu")][:500]
-    port = free_port()
+    port, empty_port = free_port(), free_port()
     command = [
         *lstmtag_command(),
         "serve",
@@ -89,22 +102,25 @@ def main() -> None:
         "--max-wait-ms",
         str(args.max_wait_ms),
     ]
+    empty_command = [sys.executable, str(Path(__file__).with_name("empty_server.py")), str(empty_port)]
     print("$", " ".join(command), flush=True)
-    server = subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": "1"}, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    servers = [subprocess.Popen(c, env=env, stderr=subprocess.DEVNULL) for c in (command, empty_command)]
+    url, empty_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{empty_port}"
+    rows = []
     try:
-        for _ in range(600):
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
-            raise SystemExit("server did not start")
-        rows = [asyncio.run(load(url, sentences, int(n), args.requests)) for n in args.clients.split(",")]
+        for address in (url, empty_url):
+            wait_for(address)
+        for n in args.clients.split(","):
+            ceiling = asyncio.run(load(empty_url, sentences, int(n), args.requests))
+            row = asyncio.run(load(url, sentences, int(n), args.requests))
+            row["ceiling_requests_per_second"] = ceiling["requests_per_second"]
+            row["fraction_of_ceiling"] = row["requests_per_second"] / ceiling["requests_per_second"]
+            rows.append(row)
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        for server in servers:
+            server.terminate()
+            server.wait(timeout=10)
     results = {
         "command": " ".join([sys.executable, *sys.argv]),
         "machine": machine(),
@@ -112,12 +128,13 @@ def main() -> None:
         "rows": rows,
     }
     lines = [
-        "| clients | requests/s | tokens/s | p50 latency | p99 latency | errors |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| clients | requests/s | empty endpoint requests/s | fraction of it | tokens/s | p50 latency | p99 latency | errors |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in rows:
         lines.append(
-            f"| {row['clients']} | {row['requests_per_second']:.0f} | {row['tokens_per_second']:,.0f} | "
+            f"| {row['clients']} | {row['requests_per_second']:.0f} | {row['ceiling_requests_per_second']:.0f} | "
+            f"{row['fraction_of_ceiling']:.2f} | {row['tokens_per_second']:,.0f} | "
             f"{row['p50_ms']:.1f} ms | {row['p99_ms']:.1f} ms | {row['errors']} |"
         )
     note = (

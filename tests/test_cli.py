@@ -136,3 +136,46 @@ def test_lm_commands(tmp_path):
     empty.write_text("", encoding="utf-8")
     failed = runner.invoke(app, ["lm", "train", "--text", str(empty), "--out", str(out)])
     assert failed.exit_code == 2 and "no text" in failed.output
+
+
+def test_distill_trains_a_student_from_a_teacher(model, tmp_path):
+    student = tmp_path / "student.safetensors"
+    result = runner.invoke(
+        app,
+        ["distill", str(model), "--train", SAMPLE, "--dev", DEV, "--out", str(student), "--weight", "0.7"]
+        + _sets("train.epochs=2", "model.hidden_size=12"),
+    )
+    assert result.exit_code == 0, result.output
+    assert "teacher" in result.output and student.is_file()
+    from lstmtag.models import load_tagger
+
+    assert load_tagger(student).config.model.hidden_size == 12
+    bad = runner.invoke(
+        app, ["distill", str(model), "--train", SAMPLE, "--dev", DEV, "--out", str(student), "--weight", "2"]
+    )
+    assert bad.exit_code == 2 and "--weight" in bad.output
+
+
+def test_export_writes_an_onnx_model_that_tags_alike(model, tmp_path):
+    pytest.importorskip("onnxruntime")
+    onnx_file = tmp_path / "m.onnx"
+    result = runner.invoke(app, ["export", str(model), "--out", str(onnx_file)])
+    assert result.exit_code == 0, result.output
+    tagged = [
+        runner.invoke(app, ["tag", "--model", name, DEV, "--output", "jsonl"]) for name in (str(model), str(onnx_file))
+    ]
+    assert tagged[0].exit_code == 0 and tagged[1].exit_code == 0
+    rows = [[json.loads(line) for line in t.stdout.splitlines()] for t in tagged]
+    assert [r["upos"] for r in rows[0]] == [r["upos"] for r in rows[1]] and len(rows[0]) == 15
+
+
+@pytest.mark.parametrize("precision", ["float", "int8", "bf16"])
+def test_evaluate_at_each_precision(model, precision):
+    result = runner.invoke(app, ["evaluate", str(model), DEV, "--json", "--precision", precision])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["columns"]["upos"]["accuracy"] > 0.0
+
+
+def test_unknown_precision_is_a_clear_error(model):
+    result = runner.invoke(app, ["evaluate", str(model), DEV, "--precision", "fp4"])
+    assert result.exit_code == 2 and "precision" in result.output

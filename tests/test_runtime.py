@@ -120,3 +120,28 @@ def test_unknown_precision_is_an_error(tagger_and_vocabs):
 def test_non_neural_models_pass_through():
     model = nn.Identity()
     assert runtime.for_inference(model) is model
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        (),
+        ("model.head=crf",),
+        ("model.bidirectional=false", "model.num_layers=1", "model.char_hidden=0"),  # the lesson's tagger
+    ],
+    ids=["softmax", "crf", "lesson"],
+)
+def test_predictor_tags_mixed_batches_as_one_sentence_at_a_time(sample, dev_sample, overrides):
+    from lstmtag.models import TaggerBundle
+    from lstmtag.predict import Predictor
+
+    torch.manual_seed(2)
+    config = tiny_config(*overrides)
+    vocabs = build_vocabs(sample, config)
+    predictor = Predictor(TaggerBundle(build_tagger(config, vocabs).eval(), vocabs, config), batch_size=7)
+    together = predictor.predict(dev_sample)
+    for sentence, tagged in zip(dev_sample, together, strict=True):
+        (alone,) = predictor.predict([sentence])
+        assert alone.tags == tagged.tags
+        for name in alone.probs:
+            assert alone.probs[name] == pytest.approx(tagged.probs[name], abs=1e-5)

@@ -62,10 +62,16 @@ class Vocabs:
         )
 
 
-@functools.lru_cache(maxsize=65536)
 def word_key(word: str) -> str:
-    """The form a word embedding is looked up by: lowercased, digits folded to 0 (cached: it is hot)."""
+    """The form a word embedding is looked up by: lowercased, digits folded to 0."""
+    return _word_key(word) if len(word) <= CHAR_MODEL_CHARS else _fold(word)  # long tokens would bloat the cache
+
+
+def _fold(word: str) -> str:
     return "".join("0" if ch.isdigit() else ch for ch in word.lower())
+
+
+_word_key = functools.lru_cache(maxsize=65536)(_fold)  # hot: every token of every batch
 
 
 @dataclass
@@ -112,7 +118,7 @@ def make_batch(
         # A label unseen in training gets id -1: never predicted, so it counts as wrong.
         stoi = vocabs.labels[name].stoi
         labels[name] = _fill(mask, [stoi.get(t, -1) for s in sentences for t in s.labels[name]])
-    char_lists = [vocabs.chars.ids(char_window(spelling)) for spelling in spellings] or [[]]
+    char_lists = [_char_ids(vocabs.chars, char_window(spelling)) for spelling in spellings] or [()]
     char_lengths = torch.tensor([len(c) for c in char_lists])
     char_ids = _fill(
         torch.arange(int(char_lengths.max()))[None, :] < char_lengths[:, None],
@@ -128,6 +134,12 @@ def _fill(mask: torch.Tensor, flat: list[int]) -> torch.Tensor:
     if flat:
         out[mask] = torch.tensor(flat, dtype=torch.long)
     return out
+
+
+@functools.lru_cache(maxsize=65536)
+def _char_ids(chars: Vocab, window: str) -> tuple[int, ...]:
+    """Character ids of ``window`` (from ``char_window``; cached: most spellings recur)."""
+    return tuple(chars.ids(window))
 
 
 def char_window(spelling: str) -> str:

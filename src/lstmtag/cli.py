@@ -88,6 +88,10 @@ OutOption = Annotated[Path, typer.Option("--out", help="Where to write the best 
 SetOption = Annotated[list[str] | None, typer.Option("--set", help="Override a setting: section.key=value.")]
 MaxMinutesOption = Annotated[float | None, typer.Option(help="Stop after this many minutes, keeping the best model.")]
 ResumeOption = Annotated[bool, typer.Option(help="Continue from the training state saved beside --out.")]
+PrecisionOption = Annotated[
+    str | None,
+    typer.Option(help="float, int8 or bf16 weights for the encoder (default: what the model file names, else float)."),
+]
 
 
 @app.command()
@@ -129,7 +133,8 @@ def distill(
 
     if not 0.0 <= weight <= 1.0:
         raise ValueError(f"--weight must be between 0 and 1, got {weight}")
-    _train(train_file, dev_file, out_file, config_file, overrides, max_minutes, resume, Predictor.load(teacher), weight)
+    teacher_predictor = Predictor.load(teacher, precision="float")
+    _train(train_file, dev_file, out_file, config_file, overrides, max_minutes, resume, teacher_predictor, weight)
 
 
 @app.command()
@@ -224,12 +229,13 @@ def evaluate(
     model: Annotated[str, typer.Argument(help="Model file or shipped short name.")],
     data_file: Annotated[Path, typer.Argument(help="Gold data in the model's format.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    precision: PrecisionOption = None,
 ) -> None:
     """Accuracy (all, known and unknown words), per-tag scores, confusions and speed."""
     from lstmtag.data import load_labelled
     from lstmtag.predict import Predictor
 
-    predictor = Predictor.load(model)
+    predictor = Predictor.load(model, precision=precision)
     config = predictor.bundle.config
     sentences = load_labelled(data_file, config.data.format, predictor.columns)
     report = predictor.evaluate(sentences)
@@ -272,22 +278,31 @@ def ensemble(
         Path | None, typer.Option("--dev", help="Score each member and the ensemble on this file.")
     ] = None,
     half: Annotated[bool, typer.Option(help="Store weights as float16 (half the size).")] = True,
+    precision: Annotated[
+        str | None,
+        typer.Option(help="Record float, int8 or bf16 as the precision the model tags with by default; --dev uses it."),
+    ] = None,
 ) -> None:
     """Combine taggers into one that averages their tag probabilities (train members with different seeds)."""
     from lstmtag.data import load_labelled
     from lstmtag.models import ensemble as combine
     from lstmtag.models import load_tagger, round_to_half, save_tagger
     from lstmtag.predict import Predictor
+    from lstmtag.runtime import PRECISIONS
 
     bundles = [load_tagger(name) for name in models]
     combined = combine(bundles, list(models))
     combined.info["command"] = "lstmtag " + " ".join(sys.argv[1:])
+    if precision is not None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        combined.info["precision"] = precision
     if half:
         round_to_half(combined.model)  # so the dev scores below are those of the weights saved
     if dev_file is not None:
         dev = load_labelled(dev_file, combined.config.data.format, list(combined.vocabs.labels))
         for label, bundle in [*zip(models, bundles, strict=True), ("ensemble", combined)]:
-            report = Predictor(bundle).evaluate(dev)
+            report = Predictor(bundle, precision=precision).evaluate(dev)
             accuracies = {name: column["accuracy"] for name, column in report["columns"].items()}
             score = sum(accuracies.values()) / len(accuracies)
             shown = "  ".join(f"{name} {value:.2%}" for name, value in accuracies.items())
@@ -310,6 +325,7 @@ def tag(
     output_file: Annotated[
         Path | None, typer.Option("--out", help="Write here (atomically) instead of stdout.")
     ] = None,
+    precision: PrecisionOption = None,
 ) -> None:
     """Tag a file, streaming: CoNLL-U keeps every other column, comment and multiword line."""
     from lstmtag.data import atomic_writer, format_conllu, format_jsonl, format_tsv, read_sentences
@@ -321,7 +337,7 @@ def tag(
         raise ValueError(f"--input must be conllu, conll, text or jsonl, got {input_format!r}")
     if output_file is not None and output_file.is_dir():
         raise ValueError(f"{output_file}: is a directory; --out names the file to write")
-    predictor = Predictor.load(model)
+    predictor = Predictor.load(model, precision=precision)
     data_format = predictor.bundle.config.data.format
     source_format = data_format if input_format == "conllu" and data_format == "conll" else input_format
 
@@ -562,6 +578,7 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     max_wait_ms: Annotated[float, typer.Option(help="How long a request may wait to be batched with others.")] = 5.0,
+    precision: PrecisionOption = None,
 ) -> None:
     """Serve taggers over HTTP (POST /tag, POST /inspect, GET /models, /health, /docs) and the web page at /."""
     import uvicorn
@@ -574,7 +591,7 @@ def serve(
         name, _, path = (
             spec.rpartition("=") if "=" in spec else (Path(spec).name.removesuffix(".safetensors"), "", spec)
         )
-        predictors[name] = Predictor.load(path)
+        predictors[name] = Predictor.load(path, precision=precision)
     if not 0 <= port <= 65535:
         raise ValueError(f"--port must be between 0 and 65535, got {port}")
     console.print(f"serving {sorted(predictors)} on http://{host}:{port}/ (API docs at /docs)")

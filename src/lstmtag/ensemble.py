@@ -17,10 +17,16 @@ from lstmtag.batch import Batch
 from lstmtag.tagger import SoftmaxHead, Tagger
 
 
+def average(outputs: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Per column, the log of the mean of the members' softmax distributions (so it is normalised)."""
+    log_n = math.log(len(outputs))
+    return {
+        name: torch.stack([out[name].log_softmax(-1) for out in outputs]).logsumexp(0) - log_n for name in outputs[0]
+    }
+
+
 class Ensemble(nn.Module):
     """Softmax taggers over the same vocabularies; emissions are the log of their mean probabilities."""
-
-    equal_length_batches = True
 
     def __init__(self, members: list[Tagger]) -> None:
         super().__init__()
@@ -42,12 +48,7 @@ class Ensemble(nn.Module):
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Per column (B, T, num_tags): log of the members' mean probability, so it is normalised."""
-        outputs = [member(batch) for member in self.members]
-        log_n = math.log(len(self.members))
-        return {
-            name: torch.stack([out[name].log_softmax(-1) for out in outputs]).logsumexp(0) - log_n
-            for name in self.heads
-        }
+        return average([member(batch) for member in self.members])
 
     def loss(self, batch: Batch) -> torch.Tensor:
         """Sum of the members' losses: training an ensemble jointly trains each member on its own."""

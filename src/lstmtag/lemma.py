@@ -12,6 +12,7 @@ lemma, written ``=lemma`` (``was`` -> ``=be``).
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
@@ -50,8 +51,18 @@ def script(form: str, lemma: str) -> str:
     return "|".join((case, str(start_form), lemma[:start_lemma], str(len(base) - end_form), lemma[end_lemma:]))
 
 
+def is_script(label: str) -> bool:
+    """Whether a label is an edit script (model files store scripts; lemma strings are not scripts)."""
+    parts = label.split("|")
+    return label.startswith(NONE) or (len(parts) == 5 and parts[0] in ("keep", "lower") and parts[1].isdecimal())
+
+
 def apply(edit: str, form: str) -> str:
     """The lemma that ``edit`` makes of ``form``; a script that does not fit returns the form itself."""
+    return _apply(edit, form) if len(form) <= 64 else _edit(edit, form)  # long tokens would bloat the cache
+
+
+def _edit(edit: str, form: str) -> str:
     if edit.startswith(NONE):
         return edit[len(NONE) :]
     parts = edit.split("|")
@@ -63,6 +74,9 @@ def apply(edit: str, form: str) -> str:
     if cut_prefix_n + cut_suffix_n >= len(base):
         return form
     return add_prefix + base[cut_prefix_n : len(base) - cut_suffix_n] + add_suffix
+
+
+_apply = functools.lru_cache(maxsize=65536)(_edit)  # hot: every token tagged
 
 
 def with_scripts(sentences: Sequence[Sentence], *, min_count: int = 2) -> list[Sentence]:

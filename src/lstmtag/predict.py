@@ -1,7 +1,9 @@
 """Predictor: the one inference path behind the Python API, the CLI and the HTTP service.
 
-Sentences are sorted by length and decoded in padded batches of mixed lengths (little padding, and
-padding never changes a result: see runtime.py), then returned in input order. Decoding returns
+Sentences are sorted by length and decoded in padded batches of mixed lengths (little padding; in
+float, padding never changes a result: see runtime.py), then returned in input order. int8 and bf16
+round differently with the batch (int8 scales activations per batch), so their tags can differ in
+rare tokens between a sentence alone and in a batch. Decoding returns
 ids; ids become tag strings (and lemma edit scripts become lemmas) here and nowhere else.
 """
 
@@ -20,11 +22,12 @@ from lstmtag.ensemble import Ensemble
 from lstmtag.inspector import Stepper, Trace, single, trace_lstm
 from lstmtag.lemma import COLUMN as LEMMA
 from lstmtag.lemma import apply as apply_script
+from lstmtag.lemma import is_script
 from lstmtag.limits import MAX_INSPECT_TOKENS, MAX_SENTENCE_TOKENS, check_sentence
 from lstmtag.metrics import ColumnScores, SpanScores, is_bio
 from lstmtag.models import TaggerBundle, load_tagger
 from lstmtag.runtime import InferenceEnsemble, InferenceTagger, for_inference
-from lstmtag.tagger import Tagger
+from lstmtag.tagger import SoftmaxHead, Tagger
 
 
 @dataclass
@@ -39,15 +42,20 @@ class Predictor:
     """Tags token lists with a loaded model. Build one with ``Predictor.load("en")``.
 
     ``precision`` picks the weights the neural encoder runs with: ``float``, ``int8`` (dynamic
-    quantization) or ``bf16``; ``batch_size`` is the most sentences tagged in one padded batch.
+    quantization) or ``bf16``; by default the one the model file names (``info["precision"]``, set
+    for a shipped model whose accuracy was measured with it), else ``float``. ``batch_size`` is the
+    most sentences tagged in one padded batch.
     """
 
-    def __init__(self, bundle: TaggerBundle, *, batch_size: int = 128, precision: str = "float") -> None:
+    def __init__(self, bundle: TaggerBundle, *, batch_size: int = 128, precision: str | None = None) -> None:
         self.bundle = bundle
         self.batch_size = batch_size
         self.bundle.model.eval()
-        self.runtime = for_inference(bundle.model, precision=precision)
+        self.runtime = for_inference(bundle.model, precision=precision or bundle.info.get("precision", "float"))
         self.precision = getattr(self.runtime, "precision", "float")
+        lemmas = bundle.vocabs.labels.get(LEMMA)
+        # Lemma heads predict edit scripts; a file that stores lemma strings (trained before) keeps them.
+        self.lemma_scripts = lemmas is not None and all(is_script(label) for label in lemmas.itos)
 
     @classmethod
     def load(cls, name: str | Path, **options: object) -> Predictor:
@@ -71,7 +79,7 @@ class Predictor:
                     words = sentences[index].words
                     n = len(words)
                     tags = {name: [labels[name].itos[i] for i in ids[row][:n]] for name, (ids, _) in decoded.items()}
-                    if LEMMA in tags:
+                    if self.lemma_scripts:
                         tags[LEMMA] = [apply_script(edit, word) for edit, word in zip(tags[LEMMA], words, strict=True)]
                     results[index] = Tagged(
                         tags=tags, probs={name: probs[row][:n] for name, (_, probs) in decoded.items()}
@@ -80,8 +88,13 @@ class Predictor:
 
     def distributions(self, sentences: Sequence[Sentence]) -> list[dict[str, torch.Tensor]]:
         """Every column's full tag distribution, name -> (T, num_tags) per sentence (for distillation)."""
-        if not isinstance(self.runtime, (InferenceTagger, InferenceEnsemble)):
-            raise ValueError(f"a {type(self.bundle.model).__name__} gives no tag distributions to learn from")
+        if not isinstance(self.runtime, (InferenceTagger, InferenceEnsemble)) or not all(
+            isinstance(head, SoftmaxHead) for head in self.runtime.heads.values()
+        ):
+            raise ValueError(
+                f"a {type(self.bundle.model).__name__} with {self.bundle.config.model.head} heads gives no per-token "
+                "tag distributions to learn from; use a softmax tagger or an ensemble as the teacher"
+            )
         results: list[dict[str, torch.Tensor]] = [{} for _ in sentences]
         with torch.no_grad():
             for chunk in _chunks(sentences, self.batch_size):
@@ -222,6 +235,8 @@ class TokenStepper:
                 log_probs = linear(output).log_softmax(-1)[0]
             best = int(log_probs.argmax())
             row[name] = self.predictor.bundle.vocabs.labels[name].itos[best]
+            if name == LEMMA and self.predictor.lemma_scripts:
+                row[name] = apply_script(str(row[name]), token)
             row[f"{name}_prob"] = float(log_probs[best].exp())
         return row
 

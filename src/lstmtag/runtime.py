@@ -20,7 +20,7 @@ spelling and kept (up to ``CharCache.capacity`` spellings); only new spellings r
 from __future__ import annotations
 
 import copy
-import math
+import threading
 import warnings
 
 import torch
@@ -28,7 +28,7 @@ from torch import nn
 
 from lstmtag.batch import Batch
 from lstmtag.embed import CharEncoder
-from lstmtag.ensemble import Ensemble
+from lstmtag.ensemble import Ensemble, average
 from lstmtag.tagger import Tagger
 
 PRECISIONS = ("float", "int8", "bf16")
@@ -82,9 +82,17 @@ class CharCache:
         self.capacity = capacity
         self.index: dict[str, int] = {}
         self.table = torch.empty(0, encoder.output_size)
+        self.lock = threading.Lock()  # the cache is shared by every thread that tags with this model
 
+    @torch.no_grad()
     def __call__(self, batch: Batch) -> torch.Tensor:
         """Features (U, 2 * char_hidden) of the batch's distinct spellings, in ``batch.spellings`` order."""
+        if not batch.spellings:  # a batch built without spellings: run the char LSTM on all of it
+            return self.encoder(batch.chars, batch.char_lengths)
+        with self.lock:
+            return self._lookup(batch)
+
+    def _lookup(self, batch: Batch) -> torch.Tensor:
         missing = [u for u, spelling in enumerate(batch.spellings) if spelling not in self.index]
         if missing:
             if len(self.index) + len(missing) > self.capacity:
@@ -108,7 +116,11 @@ class CharCache:
 
 
 class InferenceTagger(nn.Module):
-    """A trained ``Tagger`` for tagging only: padded mixed-length batches, cached char features."""
+    """A trained ``Tagger`` for tagging only: padded mixed-length batches, cached char features.
+
+    A snapshot: the encoder and output layers are copied, and the cached character features belong
+    to the weights of the moment, so build a new one (a new ``Predictor``) after changing the weights.
+    """
 
     def __init__(self, tagger: Tagger, *, precision: str = "float") -> None:
         super().__init__()
@@ -146,12 +158,7 @@ class InferenceEnsemble(nn.Module):
         self.precision = self.members[0].precision
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
-        outputs = [member(batch) for member in self.members]
-        log_n = math.log(len(self.members))
-        return {
-            name: torch.stack([out[name].log_softmax(-1) for out in outputs]).logsumexp(0) - log_n
-            for name in self.heads
-        }
+        return average([member(batch) for member in self.members])
 
     @torch.no_grad()
     def decode(self, batch: Batch) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
@@ -173,21 +180,37 @@ def for_inference(model: nn.Module, *, precision: str = "float") -> nn.Module:
 def _reduce(tagger: InferenceTagger, precision: str) -> str:
     """Switch the encoder and output layers to ``precision``; returns the precision in effect.
 
-    int8 is PyTorch's dynamic quantization (weights int8, activations quantized per batch). Where the
-    installed torch lacks it, tagging goes on in float, with one warning.
+    int8 is PyTorch's dynamic quantization (weights int8, activations quantized per batch); bf16 runs
+    the LSTMs and output layers in bfloat16. Where the installed torch or the CPU lacks what either
+    needs, tagging goes on in float, with one warning.
     """
     if precision == "bf16":
+        if not _native_bf16():
+            warnings.warn("this CPU has no native bfloat16 arithmetic; tagging in float", stacklevel=3)
+            return "float"
         tagger.encoder.to(torch.bfloat16)
         tagger.outputs.to(torch.bfloat16)
     elif precision == "int8":
+        if tagger.encoder.layers[0][0].proj_size:
+            warnings.warn("int8 LSTMs have no projection layer here; tagging in float", stacklevel=3)
+            return "float"
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)  # torch.ao.quantization is deprecated
                 from torch.ao.quantization import quantize_dynamic
 
-                tagger.encoder = quantize_dynamic(tagger.encoder, {nn.LSTM}, dtype=torch.qint8)
-                tagger.outputs = quantize_dynamic(tagger.outputs, {nn.Linear}, dtype=torch.qint8)
+                encoder = quantize_dynamic(tagger.encoder, {nn.LSTM}, dtype=torch.qint8)
+                outputs = quantize_dynamic(tagger.outputs, {nn.Linear}, dtype=torch.qint8)
         except (ImportError, RuntimeError, AttributeError, NotImplementedError) as error:
             warnings.warn(f"int8 is not available in this torch ({error}); tagging in float", stacklevel=3)
             return "float"
+        tagger.encoder, tagger.outputs = encoder, outputs
     return precision
+
+
+def _native_bf16() -> bool:
+    """Whether oneDNN runs bfloat16 natively here (AVX-512 or AMX); elsewhere bf16 is slower than float."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False

@@ -22,8 +22,13 @@ class SoftmaxHead(nn.Module):
     """Independent per-token choice: log-softmax over the emissions, NLL loss."""
 
     def loss(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Mean negative log-likelihood over the real tokens; a tag id of -1 (no class) is left out."""
-        return F.cross_entropy(emissions[mask], tags[mask], ignore_index=-1)
+        """Mean negative log-likelihood over the real tokens; a tag id of -1 (no class) is left out.
+
+        A batch whose tokens are all left out gives 0, not the NaN of a mean over nothing.
+        """
+        gold = tags[mask]
+        total = F.cross_entropy(emissions[mask], gold, ignore_index=-1, reduction="sum")
+        return total / (gold >= 0).sum().clamp(min=1)
 
     def decode(self, emissions: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Best tag per token (B, T) and its probability (B, T)."""
@@ -34,8 +39,6 @@ class SoftmaxHead(nn.Module):
 
 class Tagger(nn.Module):
     """Sequence labeller over padded batches; ``forward`` returns emissions for every column."""
-
-    equal_length_batches = True  # unpadded batches let the encoder skip packing (see batch.bucketed)
 
     def __init__(self, config: ModelConfig, *, num_words: int, num_chars: int, labels: dict[str, list[str]]) -> None:
         super().__init__()

@@ -105,6 +105,8 @@ def train_tagger(
     torch.manual_seed(settings.seed)
     rng = random.Random(settings.seed)
     if LEMMA in config.data.columns:
+        if config.model.kind != "lstm" or config.model.head != "softmax":
+            raise ValueError("a lemma column needs an LSTM tagger with softmax heads (it predicts edit scripts)")
         train = with_scripts(train)
     vocabs = build_vocabs(train, config)
     model = build_tagger(config, vocabs)
