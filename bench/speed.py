@@ -36,7 +36,7 @@ HERE = Path(__file__).resolve().parent
 TEST = HERE.parents[1] / "shared" / "data" / "ud" / "en_ewt" / "en_ewt-ud-test.conllu"
 SPACY_MODEL = Path("runs/spacy_ewt/model/model-best")
 HMM_MODEL = Path("runs/hmm.safetensors")
-ACCURATE_MODEL = Path("models/en_ewt_accurate.safetensors")
+ACCURATE_MODEL = Path("runs/en_ewt_accurate.safetensors")
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "BLIS_NUM_THREADS": "1"}
 SKIP = 3  # a child's exit code for "this system cannot run here", with the reason in its JSON line
 
