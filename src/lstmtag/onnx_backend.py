@@ -29,7 +29,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import os
 import tempfile
 import threading
 from collections import Counter
@@ -44,6 +43,7 @@ from lstmtag.batch import Batch, Vocabs
 from lstmtag.checkpoint import ModelFileError
 from lstmtag.config import Config, saved_config
 from lstmtag.crf import CRF
+from lstmtag.data import atomic_writer
 from lstmtag.ensemble import Ensemble
 from lstmtag.hmm import HMMTagger
 from lstmtag.models import TaggerBundle, tagger_file
@@ -86,39 +86,31 @@ def export(bundle: TaggerBundle, path: str | Path, *, int8: bool = False) -> Non
     # every character-LSTM call gets its own copy of the (small) character weights.
     model = _build(members, list(bundle.vocabs.labels), share_char_weights=not int8)
     onnx.checker.check_model(model)
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        if int8:
-            from onnxruntime.quantization import QuantType, quantize_dynamic
+    if int8:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
 
-            onnx.save(model, tmp)
+        with tempfile.TemporaryDirectory() as folder:  # the quantizer reads and writes files
+            plain, quantized = Path(folder) / "float.onnx", Path(folder) / "int8.onnx"
+            onnx.save(model, plain)
             # LSTMs and output layers; not the embedding tables (that would save space, not time).
-            quantize_dynamic(tmp, tmp, weight_type=QuantType.QInt8, op_types_to_quantize=["LSTM", "MatMul"])
-            model = onnx.load(tmp)
-        heads = {name: _crf_json(head) for name, head in bundle.model.heads.items() if isinstance(head, CRF)}
-        saved = tagger_file(bundle)
-        metadata = {
-            "format": FORMAT,
-            "format_version": str(FORMAT_VERSION),
-            "kind": "tagger",
-            "config": json.dumps(saved.config),
-            "vocabs": json.dumps(saved.vocabs, ensure_ascii=False),
-            "info": json.dumps({**saved.info, "onnx": {"precision": "int8" if int8 else "float"}}),
-            "heads": json.dumps(heads),
-        }
-        del model.metadata_props[:]
-        onnx.helper.set_model_props(model, metadata)
-        onnx.save(model, tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a model file is as readable as any other
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+            quantize_dynamic(plain, quantized, weight_type=QuantType.QInt8, op_types_to_quantize=["LSTM", "MatMul"])
+            model = onnx.load(quantized)
+    heads = {name: _crf_json(head) for name, head in bundle.model.heads.items() if isinstance(head, CRF)}
+    saved = tagger_file(bundle)
+    metadata = {
+        "format": FORMAT,
+        "format_version": str(FORMAT_VERSION),
+        "kind": "tagger",
+        "config": json.dumps(saved.config),
+        "vocabs": json.dumps(saved.vocabs, ensure_ascii=False),
+        "info": json.dumps({**saved.info, "onnx": {"precision": "int8" if int8 else "float"}}),
+        "heads": json.dumps(heads),
+    }
+    del model.metadata_props[:]
+    onnx.helper.set_model_props(model, metadata)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_writer(path, "wb") as handle:
+        handle.write(model.SerializeToString())
 
 
 class OnnxTagger(nn.Module):
