@@ -145,3 +145,13 @@ def test_predictor_tags_mixed_batches_as_one_sentence_at_a_time(sample, dev_samp
         assert alone.tags == tagged.tags
         for name in alone.probs:
             assert alone.probs[name] == pytest.approx(tagged.probs[name], abs=1e-5)
+
+
+def test_char_cache_computes_a_batch_larger_than_itself_without_keeping_it(tagger_and_vocabs, dev_sample):
+    tagger, vocabs = tagger_and_vocabs
+    batch = make_batch(dev_sample[:5], vocabs)
+    cache = CharCache(tagger.embedder.chars, capacity=len(batch.spellings) - 1)
+    with torch.no_grad():
+        features = cache(batch)
+        direct = tagger.embedder.chars(batch.chars, batch.char_lengths)
+    assert torch.allclose(features, direct) and not cache.index

@@ -77,7 +77,7 @@ class PaddedEncoder(nn.Module):
 class CharCache:
     """Character features by spelling, computed once each; bounded to ``capacity`` spellings."""
 
-    def __init__(self, encoder: CharEncoder, *, capacity: int = 50_000) -> None:
+    def __init__(self, encoder: CharEncoder, *, capacity: int = 20_000) -> None:
         self.encoder = encoder
         self.capacity = capacity
         self.index: dict[str, int] = {}
@@ -87,7 +87,7 @@ class CharCache:
     @torch.no_grad()
     def __call__(self, batch: Batch) -> torch.Tensor:
         """Features (U, 2 * char_hidden) of the batch's distinct spellings, in ``batch.spellings`` order."""
-        if not batch.spellings:  # a batch built without spellings: run the char LSTM on all of it
+        if not batch.spellings or len(batch.spellings) > self.capacity:  # nothing to look up, or too much to keep
             return self.encoder(batch.chars, batch.char_lengths)
         with self.lock:
             return self._lookup(batch)
@@ -109,7 +109,7 @@ class CharCache:
 
     def _grow(self, needed: int) -> None:
         if needed > self.table.shape[0]:
-            size = max(needed, 2 * self.table.shape[0], 4096)
+            size = min(max(needed, 2 * self.table.shape[0], 4096), self.capacity)
             table = torch.empty(size, self.table.shape[1])
             table[: len(self.index)] = self.table[: len(self.index)]
             self.table = table
