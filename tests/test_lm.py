@@ -26,7 +26,7 @@ TINY = [
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("lm") / "lm.safetensors"
-    result = train_lm(TEXT, load_config(None, [*TINY, "lm.epochs=60"]), out)
+    result = train_lm(TEXT, load_config(None, [*TINY, "lm.epochs=100"]), out)
     return out, result
 
 
@@ -36,6 +36,7 @@ def test_overfits_a_tiny_text(trained):
     lm = lstmtag.load(out)
     assert isinstance(lm, LanguageModel)
     assert "".join(lm.generate("the cat sat on the ", 3, top_k=1)) == "mat"
+    assert "".join(lm.generate("the dog sat on the ", 3, top_k=1)) == "log"  # it remembers which animal
 
 
 def test_save_load_identical_logits(trained, tmp_path):
