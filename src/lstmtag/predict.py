@@ -3,8 +3,8 @@
 Sentences are sorted by length and decoded in padded batches of mixed lengths (little padding; in
 float, padding never changes a result: see runtime.py), then returned in input order. int8 and bf16
 round differently with the batch (int8 scales activations per batch), so their tags can differ in
-rare tokens between a sentence alone and in a batch. Decoding returns
-ids; ids become tag strings (and lemma edit scripts become lemmas) here and nowhere else.
+rare tokens between a sentence alone and in a batch. Decoding returns ids; ids become tag strings
+(and lemma edit scripts become lemmas) here and nowhere else.
 """
 
 from __future__ import annotations
