@@ -133,7 +133,7 @@ def test_unreadable_and_foreign_files_are_refused(sample, tmp_path):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.save(model, foreign)
-    with pytest.raises(ModelFileError, match="not one exported by lstmtag"):
+    with pytest.raises(ModelFileError, match="an ONNX model, but not an lstmtag model"):
         load_onnx(foreign)
     with pytest.raises(ModelFileError, match="no such model file"):
         load_onnx(tmp_path / "missing.onnx")

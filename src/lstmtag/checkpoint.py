@@ -71,6 +71,17 @@ def _umask() -> int:
     return current
 
 
+def check_format(metadata: dict[str, str], path: str | Path, what: str, expected: str, newest: int) -> None:
+    """Refuse a file whose metadata is not lstmtag's ``expected`` format, or is newer than ``newest``."""
+    if metadata.get("format") != expected:
+        raise ModelFileError(f"{path}: {what}, but not an lstmtag model (no lstmtag metadata)")
+    version = int(metadata.get("format_version", "0"))
+    if version > newest:
+        raise ModelFileError(
+            f"{path}: model format version {version} is newer than this lstmtag reads ({newest}); upgrade lstmtag"
+        )
+
+
 def read(path: str | Path) -> ModelFile:
     """Read and check a model file; every failure is a ``ModelFileError`` naming the file."""
     path = Path(path)
@@ -81,14 +92,7 @@ def read(path: str | Path) -> ModelFile:
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
-            if metadata.get("format") != FORMAT:
-                raise ModelFileError(f"{path}: a safetensors file, but not an lstmtag model (no lstmtag metadata)")
-            version = int(metadata.get("format_version", "0"))
-            if version > FORMAT_VERSION:
-                raise ModelFileError(
-                    f"{path}: model format version {version} is newer than this lstmtag reads ({FORMAT_VERSION}); "
-                    "upgrade lstmtag"
-                )
+            check_format(metadata, path, "a safetensors file", FORMAT, FORMAT_VERSION)
             kind, config, vocabs = metadata["kind"], json.loads(metadata["config"]), json.loads(metadata["vocabs"])
             shapes = {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}  # noqa: SIM118
             info = json.loads(metadata.get("info", "{}"))

@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from lstmtag.batch import Batch, Vocabs
-from lstmtag.checkpoint import ModelFileError
+from lstmtag.checkpoint import ModelFileError, check_format
 from lstmtag.config import Config, saved_config
 from lstmtag.crf import CRF
 from lstmtag.data import atomic_writer
@@ -265,14 +265,7 @@ def load_onnx(path: str | Path, *, threads: int | None = None) -> tuple[OnnxTagg
     except Exception as error:  # onnxruntime raises its own exception types for unreadable files
         raise ModelFileError(f"{path}: not a readable ONNX model (corrupt or truncated?): {error}") from None
     metadata = session.get_modelmeta().custom_metadata_map
-    if metadata.get("format") != FORMAT:
-        raise ModelFileError(f"{path}: an ONNX model, but not one exported by lstmtag (no lstmtag metadata)")
-    version = int(metadata.get("format_version", "0"))
-    if version > FORMAT_VERSION:
-        raise ModelFileError(
-            f"{path}: ONNX model format version {version} is newer than this lstmtag reads ({FORMAT_VERSION}); "
-            "upgrade lstmtag"
-        )
+    check_format(metadata, path, "an ONNX model", FORMAT, FORMAT_VERSION)
     try:
         values = json.loads(metadata["config"])
         values.pop("members", None)
