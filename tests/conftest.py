@@ -46,3 +46,13 @@ def tiny_tagger(sample, tmp_path_factory):
     out = tmp_path_factory.mktemp("tiny") / "tagger.safetensors"
     train_tagger(sample[:8], sample[:2], tiny_config("train.epochs=1"), out)
     return out
+
+
+def assert_batched_equals_alone(predictor, sentences):
+    """Tagging ``sentences`` together gives each one's tags exactly, and its probabilities to 1e-5."""
+    together = predictor.predict(sentences)
+    for sentence, tagged in zip(sentences, together, strict=True):
+        (alone,) = predictor.predict([sentence])
+        assert alone.tags == tagged.tags
+        for name in alone.probs:
+            assert alone.probs[name] == pytest.approx(tagged.probs[name], abs=1e-5)

@@ -10,7 +10,7 @@ from lstmtag.inspector import trace_lstm
 from lstmtag.models import ensemble, load_tagger, round_to_half, save_tagger
 from lstmtag.predict import Predictor
 from lstmtag.train import train_tagger
-from tests.conftest import DATA, tiny_config
+from tests.conftest import DATA, assert_batched_equals_alone, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -50,11 +50,7 @@ def test_save_load_identical_and_batched_equals_one_by_one(combined, dev_sample,
     a, b = Predictor(combined).predict(dev_sample), Predictor(loaded).predict(dev_sample)
     assert [x.tags for x in a] == [x.tags for x in b]
     assert [x.probs for x in a] == [x.probs for x in b]
-    for sentence, tagged in zip(dev_sample[:10], b[:10], strict=True):
-        (alone,) = Predictor(loaded).predict([sentence])
-        assert alone.tags == tagged.tags
-        for name in alone.probs:
-            assert alone.probs[name] == pytest.approx(tagged.probs[name], abs=1e-5)
+    assert_batched_equals_alone(Predictor(loaded), dev_sample[:10])
 
 
 def test_half_storage_halves_the_file_and_loads_the_rounded_weights(combined, tmp_path):

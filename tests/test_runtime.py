@@ -9,7 +9,7 @@ from lstmtag.batch import make_batch
 from lstmtag.models import build_tagger
 from lstmtag.runtime import CharCache, InferenceTagger, PaddedEncoder, for_inference, reversal_index
 from lstmtag.train import build_vocabs
-from tests.conftest import tiny_config
+from tests.conftest import assert_batched_equals_alone, tiny_config
 
 
 def test_reversal_index_reverses_within_each_length_and_keeps_padding():
@@ -139,12 +139,7 @@ def test_predictor_tags_mixed_batches_as_one_sentence_at_a_time(sample, dev_samp
     config = tiny_config(*overrides)
     vocabs = build_vocabs(sample, config)
     predictor = Predictor(TaggerBundle(build_tagger(config, vocabs).eval(), vocabs, config), batch_size=7)
-    together = predictor.predict(dev_sample)
-    for sentence, tagged in zip(dev_sample, together, strict=True):
-        (alone,) = predictor.predict([sentence])
-        assert alone.tags == tagged.tags
-        for name in alone.probs:
-            assert alone.probs[name] == pytest.approx(tagged.probs[name], abs=1e-5)
+    assert_batched_equals_alone(predictor, dev_sample)
 
 
 def test_char_cache_computes_a_batch_larger_than_itself_without_keeping_it(tagger_and_vocabs, dev_sample):

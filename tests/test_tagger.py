@@ -5,7 +5,7 @@ from lstmtag.data import Sentence
 from lstmtag.models import TaggerBundle, load_tagger, save_tagger
 from lstmtag.predict import Predictor
 from lstmtag.train import train_tagger
-from tests.conftest import tiny_config
+from tests.conftest import assert_batched_equals_alone, tiny_config
 
 
 @pytest.fixture(scope="module", params=["softmax", "crf"])
@@ -39,13 +39,7 @@ def test_save_load_gives_identical_predictions(overfit, tmp_path, dev_sample):
 
 def test_batched_equals_one_by_one(overfit, dev_sample):
     _, out, _ = overfit
-    predictor = Predictor.load(out)
-    together = predictor.predict(dev_sample)
-    for sentence, tagged in zip(dev_sample, together, strict=True):
-        (alone,) = predictor.predict([sentence])
-        assert alone.tags == tagged.tags
-        for name in alone.probs:
-            assert alone.probs[name] == pytest.approx(tagged.probs[name], abs=1e-5)
+    assert_batched_equals_alone(Predictor.load(out), dev_sample)
 
 
 def test_padded_batches_equal_unpadded(overfit, dev_sample):
