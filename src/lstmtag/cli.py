@@ -21,6 +21,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
+from lstmtag import memory
 from lstmtag.checkpoint import ModelFileError
 from lstmtag.data import DataError
 
@@ -337,6 +338,7 @@ def tag(
         raise ValueError(f"--input must be conllu, conll, text or jsonl, got {input_format!r}")
     if output_file is not None and output_file.is_dir():
         raise ValueError(f"{output_file}: is a directory; --out names the file to write")
+    memory.bound_heap()  # a long stream must not keep every batch's freed tensors
     predictor = Predictor.load(model, precision=precision)
     data_format = predictor.bundle.config.data.format
     source_format = data_format if input_format == "conllu" and data_format == "conll" else input_format
@@ -586,6 +588,7 @@ def serve(
     from lstmtag.predict import Predictor
     from lstmtag.serve import Limits, create_app
 
+    memory.bound_heap()  # a storm of requests must not leave the server holding what it freed
     predictors = {}
     for spec in models or ["en"]:
         name, _, path = (

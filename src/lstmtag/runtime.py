@@ -77,18 +77,18 @@ class PaddedEncoder(nn.Module):
 class CharCache:
     """Character features by spelling, computed once each; bounded to ``capacity`` spellings."""
 
-    def __init__(self, encoder: CharEncoder, *, capacity: int = 20_000) -> None:
+    def __init__(self, encoder: CharEncoder, *, capacity: int = 20_000, dtype: torch.dtype = torch.float32) -> None:
         self.encoder = encoder
         self.capacity = capacity
         self.index: dict[str, int] = {}
-        self.table = torch.empty(0, encoder.output_size)
+        self.table = torch.empty(0, encoder.output_size, dtype=dtype)  # bf16 models keep bf16 features: half the memory
         self.lock = threading.Lock()  # the cache is shared by every thread that tags with this model
 
     @torch.no_grad()
     def __call__(self, batch: Batch) -> torch.Tensor:
         """Features (U, 2 * char_hidden) of the batch's distinct spellings, in ``batch.spellings`` order."""
         if not batch.spellings or len(batch.spellings) > self.capacity:  # nothing to look up, or too much to keep
-            return self.encoder(batch.chars, batch.char_lengths)
+            return self.encoder(batch.chars, batch.char_lengths).to(self.table.dtype)
         with self.lock:
             return self._lookup(batch)
 
@@ -101,16 +101,17 @@ class CharCache:
             rows = torch.tensor(missing)
             width = int(batch.char_lengths[rows].max().clamp(min=1))
             new = self.encoder(batch.chars[rows, :width], batch.char_lengths[rows])
-            self._grow(len(self.index) + len(missing))
+            start = len(self.index)
+            self._grow(start + len(missing))
+            self.table[start : start + len(missing)] = new
             for offset, u in enumerate(missing):
-                self.table[len(self.index)] = new[offset]
-                self.index[batch.spellings[u]] = len(self.index)
+                self.index[batch.spellings[u]] = start + offset
         return self.table[[self.index[s] for s in batch.spellings]]
 
     def _grow(self, needed: int) -> None:
         if needed > self.table.shape[0]:
             size = min(max(needed, 2 * self.table.shape[0], 4096), self.capacity)
-            table = torch.empty(size, self.table.shape[1])
+            table = torch.empty(size, self.table.shape[1], dtype=self.table.dtype)
             table[: len(self.index)] = self.table[: len(self.index)]
             self.table = table
 
@@ -129,15 +130,15 @@ class InferenceTagger(nn.Module):
         self.outputs = copy.deepcopy(tagger.outputs)
         self.heads = tagger.heads
         self.precision = _reduce(self, precision)
-        self.chars = CharCache(tagger.embedder.chars) if tagger.embedder.chars is not None else None
+        self.dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32  # the encoder's input
+        chars = tagger.embedder.chars
+        self.chars = CharCache(chars, dtype=self.dtype) if chars is not None else None
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Emissions per column: name -> (B, T, num_tags), float32."""
-        features = self.words(batch.words)  # (B, T, word_dim)
+        features = self.words(batch.words).to(self.dtype)  # (B, T, word_dim)
         if self.chars is not None:
             features = torch.cat([features, self.chars(batch)[batch.word_types]], dim=-1)
-        if self.precision == "bf16":
-            features = features.to(torch.bfloat16)
         encoded = self.encoder(features, batch.lengths)
         return {name: linear(encoded).float() for name, linear in self.outputs.items()}
 

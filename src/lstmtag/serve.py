@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.base import BaseHTTPMiddleware
 
+from lstmtag import memory
 from lstmtag.data import Sentence
 from lstmtag.ensemble import Ensemble
 from lstmtag.limits import MAX_INSPECT_TOKENS, MAX_JSON_DEPTH, json_depth, sentence_problem
@@ -82,6 +83,7 @@ class Batcher:
         self.executor = executor
         self.queue: asyncio.Queue[tuple[list[Sentence], asyncio.Future]] = asyncio.Queue()
         self.worker: asyncio.Task | None = None
+        self.released = 0.0  # when freed memory last went back to the system (loop time)
 
     async def tag(self, sentences: list[Sentence]) -> list[Tagged]:
         if self.worker is None or self.worker.done():
@@ -119,6 +121,9 @@ class Batcher:
                 if not future.done():
                     future.set_result(tagged[start : start + len(sentences)])
                 start += len(sentences)
+            if self.queue.empty() and loop.time() - self.released > 1.0:  # idle: a few ms, at most once a second
+                memory.release()
+                self.released = loop.time()
 
 
 class BodyLimit(BaseHTTPMiddleware):
