@@ -3,13 +3,13 @@ import itertools
 import pytest
 import torch
 
-from lstmtag.batch import make_batch
 from lstmtag.checkpoint import read, save
 from lstmtag.data import Sentence
-from lstmtag.hmm import IMPOSSIBLE, _decode_candidates
+from lstmtag.hmm import _decode_candidates
 from lstmtag.models import build_tagger, load_tagger, save_tagger
 from lstmtag.predict import Predictor
 from lstmtag.train import build_vocabs, train_tagger
+from lstmtag.viterbi import IMPOSSIBLE
 from tests.conftest import tiny_config
 
 
@@ -84,9 +84,9 @@ def test_hmm_has_nothing_to_inspect(hmm):
 def test_batch_of_hmm_words_uses_exact_forms(hmm):
     out, _ = hmm
     bundle = load_tagger(out)
-    assert bundle.vocabs.word_form == "exact"
-    batch = make_batch([Sentence(["The"])], bundle.vocabs)
-    assert batch.words[0, 0] != 1
+    batch = bundle.model.batch([Sentence(["The", "the", "THE"])], bundle.vocabs)
+    assert batch.words[0, 0] == bundle.vocabs.words.id("The") != bundle.vocabs.words.id("the") == batch.words[0, 1]
+    assert batch.words[0, 2] == 1  # unseen as spelled: looked up lowercased, then by suffix, when decoding
 
 
 def test_joint_hmm_column_probabilities_are_brute_force_marginals(sample):
@@ -96,7 +96,7 @@ def test_joint_hmm_column_probabilities_are_brute_force_marginals(sample):
     model = build_tagger(config, vocabs)
     model.fit(sample, vocabs)
     assert model.joint and any(t.split("\t")[0] == "AUX" for t in model.joint_tags)
-    batch = make_batch([Sentence(["They", "have", "left"])], vocabs, chars=False)
+    batch = model.batch([Sentence(["They", "have", "left"])], vocabs)
     decoded = model.decode(batch)
     column = model.columns["joint"]
     word_rows, _ = model._rows(batch)

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from lstmtag.data import Sentence
-from lstmtag.models import TaggerBundle, load_tagger, save_tagger
+from lstmtag.models import load_tagger, save_tagger
 from lstmtag.predict import Predictor
 from lstmtag.train import train_tagger
 from tests.conftest import assert_batched_equals_alone, tiny_config
@@ -149,7 +149,3 @@ def test_wrong_head_is_an_error():
         build_tagger(
             load_config(None, ["model.head=crff"]), Vocabs(Vocab([]), Vocab([]), {"upos": Vocab(["A"], specials=False)})
         )
-
-
-def test_bundle_type_is_reexported():
-    assert TaggerBundle

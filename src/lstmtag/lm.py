@@ -17,6 +17,7 @@ from torch import nn
 
 from lstmtag import checkpoint
 from lstmtag.config import Config, LMConfig, saved_config
+from lstmtag.contract import Capabilities
 from lstmtag.inspector import Trace, single, trace_lstm
 from lstmtag.limits import MAX_GENERATE_LENGTH, MAX_INSPECT_TOKENS
 from lstmtag.metrics import perplexity
@@ -109,6 +110,10 @@ class LanguageModel:
     vocab: Vocab
     config: Config
     info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(traced=True, stepped=True, generates=True, trained=True)
 
     @property
     def unit(self) -> str:
