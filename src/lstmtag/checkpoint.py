@@ -177,6 +177,8 @@ def _check_sizes(
     for section in sections:
         for key in keys:
             value = section.get(key)
+            if key == "char_dim" and section.get("char_hidden") == 0:
+                continue  # no character model: its embedding size is never used
             if isinstance(value, int) and value > 0 and value not in dims:
                 raise ModelFileError(f"{path}: its config says {key} = {value}, but no stored tensor has that size")
         value = section.get("num_layers")
