@@ -204,6 +204,7 @@ class HMMTagger(TaggingModel):
     """
 
     kind = "hmm"
+    declared = Capabilities(tags=True)  # counted, not trained; no LSTM, no characters
 
     def __init__(
         self,
@@ -239,7 +240,7 @@ class HMMTagger(TaggingModel):
 
     @property
     def capabilities(self) -> Capabilities:
-        return Capabilities(tags=True)
+        return self.declared
 
     @property
     def refusals(self) -> dict[str, str]:

@@ -23,6 +23,7 @@ from lstmtag.hmm import HMMTagger
 from lstmtag.lm import LanguageModel
 from lstmtag.runtime import InferenceEnsemble, InferenceTagger, check_precision
 from lstmtag.tagger import Tagger
+from lstmtag.tagger import capabilities as tagger_capabilities
 
 SHIPPED = {"en": "en_ewt.safetensors"}
 
@@ -56,6 +57,7 @@ class Kind:
         saved: what the kind adds to a file's config and vocabularies beyond ``Config`` and ``Vocabs``.
         inference: the fast form of a model of this kind at a precision (``runtime``); itself if none.
         word_key: the form in which training stores words in the vocabulary (and looks them up).
+        declared: what a model of this kind built from a training config will be able to do.
     """
 
     name: str
@@ -65,6 +67,7 @@ class Kind:
     saved: Callable[[Any], tuple[dict[str, Any], dict[str, Any]]] = lambda model: ({}, {})
     inference: Callable[[Any, str], TaggingModel] = lambda model, precision: model
     word_key: Callable[[str], str] = word_key
+    declared: Callable[[Config], Capabilities] = lambda config: Capabilities()
 
 
 def _labels(vocabs: Vocabs) -> dict[str, list[str]]:
@@ -146,6 +149,7 @@ KINDS: dict[str, Kind] = {
             check=checkpoint.check_tagger_file,
             build=_lstm,
             inference=lambda model, precision: InferenceTagger(model, precision=precision).eval(),
+            declared=lambda config: tagger_capabilities(config.model),
         ),
         Kind(
             "hmm",
@@ -155,6 +159,7 @@ KINDS: dict[str, Kind] = {
             # The HMM looks words up by their exact form; its own string lists stay beside the vocabularies.
             saved=lambda model: ({}, {"word_form": "exact", "extra": model.saved_strings}),
             word_key=lambda word: word,
+            declared=lambda config: HMMTagger.declared,
         ),
         Kind(
             "ensemble",

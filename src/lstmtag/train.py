@@ -103,7 +103,7 @@ def train_tagger(
     torch.manual_seed(settings.seed)
     rng = random.Random(settings.seed)
     if LEMMA in config.data.columns:
-        if config.model.kind != "lstm" or config.model.head != "softmax":
+        if not for_config(config).declared(config).distributions:
             raise ValueError("a lemma column needs an LSTM tagger with softmax heads (it predicts edit scripts)")
         train = with_scripts(train)
     vocabs = build_vocabs(train, config)
