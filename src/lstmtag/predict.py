@@ -25,6 +25,8 @@ from lstmtag.lemma import is_script
 from lstmtag.limits import MAX_INSPECT_TOKENS, MAX_SENTENCE_TOKENS, check_sentence
 from lstmtag.metrics import ColumnScores, SpanScores, is_bio
 from lstmtag.models import TaggerBundle, for_inference, load_tagger
+from lstmtag.segment import DEFAULT as split_text
+from lstmtag.segment import Segmenter
 
 
 @dataclass
@@ -132,6 +134,10 @@ class Predictor:
         """``tag`` for many sentences at once (batched; the same results as one by one)."""
         checked = [Sentence(_check_tokens(tokens, index)) for index, tokens in enumerate(sentences)]
         return [rows(sentence.words, tagged) for sentence, tagged in zip(checked, self.predict(checked), strict=True)]
+
+    def tag_text(self, text: str, *, segmenter: Segmenter = split_text) -> list[list[dict[str, object]]]:
+        """``tag_batch`` for raw text, split into sentences and tokens by ``segmenter`` (``segment.split_text``)."""
+        return self.tag_batch(segmenter(text))
 
     def inspect(self, tokens: Sequence[str] | str) -> Trace:
         """Tags plus h, c and the four gates of every encoder layer and direction, for one sentence.
