@@ -127,7 +127,7 @@ class InferenceTagger(TaggingModel):
 
     def __init__(self, tagger: Tagger, *, precision: str = "float") -> None:
         super().__init__()
-        self.declared = tagger.capabilities
+        self.declared, self.refused = tagger.capabilities, tagger.refusals
         self.words = tagger.embedder.words
         self.encoder = PaddedEncoder(tagger.encoder)
         self.outputs = copy.deepcopy(tagger.outputs)
@@ -138,6 +138,10 @@ class InferenceTagger(TaggingModel):
     @property
     def capabilities(self) -> Capabilities:
         return self.declared
+
+    @property
+    def refusals(self) -> dict[str, str]:
+        return self.refused
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Emissions per column: name -> (B, T, num_tags), float32."""
@@ -163,7 +167,7 @@ class InferenceEnsemble(TaggingModel):
 
     def __init__(self, ensemble: Ensemble, *, precision: str = "float") -> None:
         super().__init__()
-        self.declared = ensemble.capabilities
+        self.declared, self.refused = ensemble.capabilities, ensemble.refusals
         self.members = nn.ModuleList([InferenceTagger(m, precision=precision) for m in ensemble.members])
         self.heads = ensemble.heads
         self.precision = self.members[0].precision
@@ -171,6 +175,10 @@ class InferenceEnsemble(TaggingModel):
     @property
     def capabilities(self) -> Capabilities:
         return self.declared
+
+    @property
+    def refusals(self) -> dict[str, str]:
+        return self.refused
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         return average([member(batch) for member in self.members])
