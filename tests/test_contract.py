@@ -20,7 +20,7 @@ import lstmtag
 from lstmtag import checkpoint, models
 from lstmtag.config import load_config
 from lstmtag.data import Sentence
-from lstmtag.lm import LanguageModel
+from lstmtag.language_model import LanguageModel
 from lstmtag.runtime import PRECISIONS
 from tests.conftest import tiny_config
 

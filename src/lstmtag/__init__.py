@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from lstmtag.lm import LanguageModel
+    from lstmtag.language_model import LanguageModel
     from lstmtag.predict import Predictor
 
 __version__ = "0.1.0"

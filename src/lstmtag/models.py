@@ -20,7 +20,7 @@ from lstmtag.config import Config, saved_config
 from lstmtag.contract import Capabilities, TaggingModel
 from lstmtag.ensemble import Ensemble
 from lstmtag.hmm import HMMTagger
-from lstmtag.lm import LanguageModel
+from lstmtag.language_model import LanguageModel
 from lstmtag.runtime import InferenceEnsemble, InferenceTagger, check_precision
 from lstmtag.tagger import Tagger
 from lstmtag.tagger import capabilities as tagger_capabilities
