@@ -223,8 +223,9 @@ def read_text(path: str | Path) -> Iterator[Sentence]:
 def read_raw(path: str | Path, segmenter: Segmenter = DEFAULT_SEGMENTER) -> Iterator[Sentence]:
     """Raw text, split into sentences and tokens by ``segmenter`` (``segment.split_text`` by default).
 
-    Paragraphs (runs of lines up to a blank line) are split one at a time, so a file of any size
-    streams; a sentence never spans a blank line. Each sentence names its paragraph's first line.
+    Paragraphs (runs of lines up to a blank line, or ``MAX_LINE_BYTES`` of text) are split one at a
+    time, so a file of any size streams; a sentence never spans a blank line. Each sentence names
+    its paragraph's first line.
     """
     with _open_binary(path) as (handle, source):
         lines: list[str] = []
