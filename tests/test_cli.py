@@ -1,9 +1,19 @@
 import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
+import lstmtag
 from lstmtag.cli import app
+from lstmtag.predict import Predictor
+from lstmtag.segment import split_text
 from tests.conftest import DATA, TINY
 
 runner = CliRunner()
@@ -66,7 +76,29 @@ def test_tag_other_formats(model, tmp_path, fmt, output):
     path.write_text('{"tokens": ["The", "cow"]}\n' if fmt == "jsonl" else "The cow\n", encoding="utf-8")
     result = runner.invoke(app, ["tag", "--model", str(model), "--input", fmt, "--output", output, str(path)])
     assert result.exit_code == 0, result.output
-    assert "cow" in result.stdout
+    expected = Predictor.load(model).tag(["The", "cow"])
+    if output == "jsonl":
+        record = json.loads(result.stdout)
+        assert record["tokens"] == ["The", "cow"] and record["upos"] == [row["upos"] for row in expected]
+    elif output == "tsv":
+        rows = [line.split("\t") for line in result.stdout.strip().split("\n")]
+        assert [(r[0], r[1], r[3]) for r in rows] == [(e["token"], e["upos"], e["xpos"]) for e in expected]
+    else:
+        lines = [line for line in result.stdout.split("\n") if line.strip().startswith(("The", "cow"))]
+        cells = [[cell.strip() for cell in line.split("│")] for line in lines]
+        assert [c[:2] + c[3:4] for c in cells] == [[e["token"], e["upos"], e["xpos"]] for e in expected]
+
+
+def test_tag_raw_text_splits_it_with_the_library_tokenizer(model, tmp_path):
+    path = tmp_path / "raw.txt"
+    text = "I don't like it. The cow\njumped over the moon!\n\nA new paragraph."
+    path.write_text(text, encoding="utf-8")
+    result = runner.invoke(app, ["tag", "--model", str(model), "--input", "raw", "--output", "jsonl", str(path)])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.strip().split("\n")]
+    assert [r["tokens"] for r in records] == split_text(text)
+    predictor = Predictor.load(model)
+    assert [r["upos"] for r in records] == [[row["upos"] for row in predictor.tag(r["tokens"])] for r in records]
 
 
 def test_inspect_json_and_plot(model, tmp_path):
@@ -179,3 +211,33 @@ def test_evaluate_at_each_precision(model, precision):
 def test_unknown_precision_is_a_clear_error(model):
     result = runner.invoke(app, ["evaluate", str(model), DEV, "--precision", "fp4"])
     assert result.exit_code == 2 and "precision" in result.output
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_serve_command_loads_named_models_and_answers(model, tmp_path):
+    """``lstmtag serve`` itself: NAME=PATH and bare PATH specs, a real server on a free loopback port."""
+    port = _free_port()
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(lstmtag.__file__).parents[1])}
+    command = [sys.executable, "-m", "lstmtag", "serve", "-m", f"tiny={model}", "-m", str(model), "--port", str(port)]
+    server = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                assert server.poll() is None, server.stderr.read().decode()
+                assert time.monotonic() < deadline, "the server never answered"
+                time.sleep(0.2)
+        assert [m["name"] for m in httpx.get(f"{url}/models").json()["models"]] == ["tiny", "m"]
+        answer = httpx.post(f"{url}/tag", json={"sentences": [["The", "cow"]], "model": "m"}).json()
+        assert answer["sentences"][0] == Predictor.load(model).tag(["The", "cow"])
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -3,13 +3,13 @@ import itertools
 import pytest
 import torch
 
-from lstmtag.batch import make_batch
 from lstmtag.checkpoint import read, save
 from lstmtag.data import Sentence
-from lstmtag.hmm import IMPOSSIBLE, _decode_candidates
-from lstmtag.models import build_tagger, load_tagger, save_tagger
+from lstmtag.hmm import _decode_candidates
+from lstmtag.models import build_tagger, load_tagger
 from lstmtag.predict import Predictor
 from lstmtag.train import build_vocabs, train_tagger
+from lstmtag.viterbi import IMPOSSIBLE
 from tests.conftest import tiny_config
 
 
@@ -22,29 +22,17 @@ def hmm(request, sample, tmp_path_factory):
     return out, result
 
 
-def test_fits_and_tags_its_training_data_well(hmm, sample):
-    out, result = hmm
-    assert result.best_accuracy > 0.9
-    report = Predictor.load(out).evaluate(sample)
-    assert report["columns"]["upos"]["accuracy"] > 0.9
-
-
-def test_save_load_identical_and_batched_equals_single(hmm, dev_sample, tmp_path):
-    out, _ = hmm
-    bundle = load_tagger(out)
-    again = tmp_path / "again.safetensors"
-    save_tagger(again, bundle)
-    first, second = Predictor(bundle), Predictor.load(again)
-    together = first.predict(dev_sample)
-    assert [t.tags for t in together] == [t.tags for t in second.predict(dev_sample)]
-    for sentence, tagged in zip(dev_sample, together, strict=True):
-        assert first.predict([sentence])[0].tags == tagged.tags
-
-
-def test_unknown_words_get_tags_from_suffixes(hmm):
-    out, _ = hmm
-    rows = Predictor.load(out).tag(["Zorblaxian", "quibbled", "the", "🙂"])
-    assert all(0 < r["upos_prob"] <= 1 for r in rows)
+def test_unseen_words_are_tagged_by_their_suffixes(tmp_path):
+    """After "they", VERB and NOUN are equally likely in training: only the unseen word's suffix decides."""
+    verbs = ["walked", "jumped", "talked", "played", "kicked", "waited"]
+    nouns = ["kindness", "darkness", "sadness", "madness", "fitness", "illness"]
+    sentences = [Sentence(["they", v], {"upos": ["PRON", "VERB"], "xpos": ["PRP", "VBD"]}) for v in verbs]
+    sentences += [Sentence(["they", n], {"upos": ["PRON", "NOUN"], "xpos": ["PRP", "NN"]}) for n in nouns]
+    out = tmp_path / "suffixes.safetensors"
+    train_tagger(sentences, sentences, tiny_config("model.kind=hmm"), out)
+    predictor = Predictor.load(out)
+    assert not predictor.is_known("zorbed") and not predictor.is_known("blickness")
+    assert [predictor.tag(["they", word])[1]["upos"] for word in ("zorbed", "blickness")] == ["VERB", "NOUN"]
 
 
 def test_candidate_decoding_equals_full_viterbi_when_all_tags_are_candidates():
@@ -84,9 +72,9 @@ def test_hmm_has_nothing_to_inspect(hmm):
 def test_batch_of_hmm_words_uses_exact_forms(hmm):
     out, _ = hmm
     bundle = load_tagger(out)
-    assert bundle.vocabs.word_form == "exact"
-    batch = make_batch([Sentence(["The"])], bundle.vocabs)
-    assert batch.words[0, 0] != 1
+    batch = bundle.model.batch([Sentence(["The", "the", "THE"])], bundle.vocabs)
+    assert batch.words[0, 0] == bundle.vocabs.words.id("The") != bundle.vocabs.words.id("the") == batch.words[0, 1]
+    assert batch.words[0, 2] == 1  # unseen as spelled: looked up lowercased, then by suffix, when decoding
 
 
 def test_joint_hmm_column_probabilities_are_brute_force_marginals(sample):
@@ -96,7 +84,7 @@ def test_joint_hmm_column_probabilities_are_brute_force_marginals(sample):
     model = build_tagger(config, vocabs)
     model.fit(sample, vocabs)
     assert model.joint and any(t.split("\t")[0] == "AUX" for t in model.joint_tags)
-    batch = make_batch([Sentence(["They", "have", "left"])], vocabs, chars=False)
+    batch = model.batch([Sentence(["They", "have", "left"])], vocabs)
     decoded = model.decode(batch)
     column = model.columns["joint"]
     word_rows, _ = model._rows(batch)

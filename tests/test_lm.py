@@ -5,7 +5,8 @@ import lstmtag
 from lstmtag import checkpoint
 from lstmtag.config import load_config
 from lstmtag.data import DataError
-from lstmtag.lm import LanguageModel, LSTMLanguageModel, tokenize
+from lstmtag.language_model import LanguageModel
+from lstmtag.lm import LSTMLanguageModel, tokenize
 from lstmtag.lm_train import batchify, read_text_file, train_lm
 
 TEXT = "the cat sat on the mat. the dog sat on the log. " * 20

@@ -4,10 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from lstmtag import runtime
 from lstmtag.batch import make_batch
-from lstmtag.models import build_tagger
-from lstmtag.runtime import CharCache, InferenceTagger, PaddedEncoder, for_inference, reversal_index
+from lstmtag.models import build_tagger, for_inference
+from lstmtag.runtime import CharCache, InferenceTagger, PaddedEncoder, reversal_index
 from lstmtag.train import build_vocabs
 from tests.conftest import assert_batched_equals_alone, tiny_config
 
@@ -117,9 +116,10 @@ def test_unknown_precision_is_an_error(tagger_and_vocabs):
         for_inference(tagger_and_vocabs[0], precision="fp8")
 
 
-def test_non_neural_models_pass_through():
-    model = nn.Identity()
-    assert runtime.for_inference(model) is model
+def test_a_model_without_a_faster_form_passes_through(sample):
+    config = tiny_config("model.kind=hmm")
+    hmm = build_tagger(config, build_vocabs(sample, config))
+    assert for_inference(hmm) is hmm
 
 
 @pytest.mark.parametrize(

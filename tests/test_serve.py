@@ -5,7 +5,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from lstmtag.predict import Predictor
-from lstmtag.serve import Limits, create_app, tokenize_text
+from lstmtag.serve import Limits, create_app
 from lstmtag.train import train_tagger
 from tests.conftest import tiny_config
 
@@ -23,14 +23,6 @@ def client(predictors):
     limits = Limits(max_body_bytes=20_000, max_sentences=5, max_tokens=50, max_wait_ms=20)
     with TestClient(create_app(predictors, limits)) as test_client:
         yield test_client
-
-
-def test_tokenizer():
-    assert tokenize_text("I don't like U.S. e-mail. It's 5 o'clock!") == [
-        ["I", "do", "n't", "like", "U.S", "."],
-        ["e-mail", "."],
-        ["It", "'s", "5", "o'clock", "!"],
-    ]
 
 
 def test_tag_sentences_and_text(client, predictors):

@@ -2,10 +2,10 @@ import pytest
 import torch
 
 from lstmtag.data import Sentence
-from lstmtag.models import TaggerBundle, load_tagger, save_tagger
+from lstmtag.models import load_tagger
 from lstmtag.predict import Predictor
 from lstmtag.train import train_tagger
-from tests.conftest import assert_batched_equals_alone, tiny_config
+from tests.conftest import tiny_config
 
 
 @pytest.fixture(scope="module", params=["softmax", "crf"])
@@ -16,30 +16,6 @@ def overfit(request, sample, tmp_path_factory):
     out = tmp_path_factory.mktemp("model") / "tiny.safetensors"
     result = train_tagger(data, data, config, out)
     return data, out, result
-
-
-def test_overfits_tiny_set_to_exact_tags(overfit):
-    data, out, result = overfit
-    assert result.best_accuracy == 1.0
-    predictor = Predictor.load(out)
-    for sentence, tagged in zip(data, predictor.predict(data), strict=True):
-        assert tagged.tags == {name: sentence.labels[name] for name in ("upos", "xpos")}
-
-
-def test_save_load_gives_identical_predictions(overfit, tmp_path, dev_sample):
-    _, out, _ = overfit
-    first = load_tagger(out)
-    again = tmp_path / "again.safetensors"
-    save_tagger(again, first)
-    second = load_tagger(again)
-    a, b = Predictor(first).predict(dev_sample), Predictor(second).predict(dev_sample)
-    assert [x.tags for x in a] == [x.tags for x in b]
-    assert [x.probs for x in a] == [x.probs for x in b]
-
-
-def test_batched_equals_one_by_one(overfit, dev_sample):
-    _, out, _ = overfit
-    assert_batched_equals_alone(Predictor.load(out), dev_sample)
 
 
 def test_padded_batches_equal_unpadded(overfit, dev_sample):
@@ -149,7 +125,3 @@ def test_wrong_head_is_an_error():
         build_tagger(
             load_config(None, ["model.head=crff"]), Vocabs(Vocab([]), Vocab([]), {"upos": Vocab(["A"], specials=False)})
         )
-
-
-def test_bundle_type_is_reexported():
-    assert TaggerBundle

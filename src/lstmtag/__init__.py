@@ -9,35 +9,28 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lstmtag.language_model import LanguageModel
+    from lstmtag.predict import Predictor
 
 __version__ = "0.1.0"
 __all__ = ["load", "inspect", "__version__"]
 
 
-def load(name: str | Path, **options: Any) -> Any:
+def load(name: str | Path, **options: Any) -> Predictor | LanguageModel:
     """Load a model by shipped short name (``"en"``) or path: a ``Predictor`` or a ``LanguageModel``.
 
+    Which one, and what it can do, its ``capabilities`` say (``generates`` for a language model).
     A tagger takes the ``Predictor`` options: ``precision="int8"`` or ``"bf16"`` for reduced-precision
     weights, ``batch_size``. A ``.onnx`` file (``lstmtag export``) runs on ONNX Runtime.
     """
-    from lstmtag import checkpoint
-    from lstmtag.models import bundle_from_file, load_tagger, resolve
+    from lstmtag import models
     from lstmtag.predict import Predictor
 
-    path = resolve(name)
-    if path.suffix == ".onnx":
-        return Predictor(load_tagger(path), **options)
-    model_file = checkpoint.read(path)
-    if model_file.kind == "lm":
-        from lstmtag.lm import LanguageModel
-
-        return LanguageModel.from_file(model_file, str(path))
-    if model_file.kind != "tagger":
-        raise checkpoint.ModelFileError(
-            f"{path}: a {model_file.kind} file, not a model (use its model, not the training state)"
-        )
-    return Predictor(bundle_from_file(model_file, str(path)), **options)
+    loaded = models.load(name)
+    return Predictor(loaded, **options) if loaded.capabilities.tags else loaded  # type: ignore[arg-type]
 
 
 def inspect(model: Any, tokens: Any) -> Any:

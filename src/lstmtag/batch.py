@@ -29,36 +29,31 @@ from lstmtag.vocab import Vocab
 
 @dataclass
 class Vocabs:
-    """Everything a tagger maps to ids: words, characters and one label vocabulary per column."""
+    """Everything a tagger maps to ids: words, characters and one label vocabulary per column.
+
+    Words are stored in the form a model looks them up by: ``word_key`` for the neural taggers, the
+    exact form for the HMM (which keeps its own lookup; see ``hmm.HMMTagger.batch``).
+    """
 
     words: Vocab
     chars: Vocab
     labels: dict[str, Vocab]
-    word_form: str = "key"  # "key": lowercased, digits folded (neural taggers); "exact" (the HMM)
-    extra: dict[str, list[str]] = field(default_factory=dict)  # model-specific string lists
     word_counts: list[int] = field(default_factory=list)  # training counts by word id, for word dropout
-
-    def lookup(self, word: str) -> str:
-        """The form under which ``word`` is stored in ``words``."""
-        return word_key(word) if self.word_form == "key" else word
 
     def to_dict(self) -> dict[str, object]:
         return {
             "words": self.words.to_list(),
             "chars": self.chars.to_list(),
             "labels": {name: vocab.to_list() for name, vocab in self.labels.items()},
-            "word_form": self.word_form,
-            "extra": self.extra,
         }
 
     @classmethod
     def from_dict(cls, values: dict) -> Vocabs:
+        """Inverse of ``to_dict``; keys a model kind adds for itself (the HMM's) are left to that kind."""
         return cls(
             words=Vocab(values["words"]),
             chars=Vocab(values["chars"]),
             labels={name: Vocab(items, specials=False) for name, items in values["labels"].items()},
-            word_form=values.get("word_form", "key"),
-            extra=values.get("extra", {}),
         )
 
 
@@ -83,7 +78,6 @@ class Batch:
     chars: torch.Tensor
     char_lengths: torch.Tensor
     labels: dict[str, torch.Tensor]
-    tokens: list[list[str]] = field(default_factory=list)  # the words as given, for count-based models
     spellings: list[str] = field(default_factory=list)  # the U distinct spellings, in ``chars`` order
 
 
@@ -99,14 +93,14 @@ def make_batch(
 
     With ``word_dropout`` > 0 a word of training count c becomes <unk> with probability
     ``alpha / (alpha + c)``, so the model learns to tag from characters when it meets unseen words.
-    ``chars=False`` leaves the character tensors empty, for models that do not read them.
+    ``chars=False`` leaves the character tensors empty, for models that do not read them
+    (``Capabilities.uses_chars``).
     """
     lengths = torch.tensor([len(s.words) for s in sentences])
     longest = int(lengths.max())
     mask = torch.arange(longest)[None, :] < lengths[:, None]  # (B, T); row-major, like the flat lists below
     words = [w for s in sentences for w in s.words]
-    lookup = vocabs.lookup
-    ids = vocabs.words.ids(lookup(w) for w in words)
+    ids = vocabs.words.ids(word_key(w) for w in words)
     if word_dropout > 0 and rng is not None:
         counts, unk = vocabs.word_counts, vocabs.words.unk_id
         ids = [unk if rng.random() < word_dropout / (word_dropout + counts[i]) else i for i in ids]
@@ -124,8 +118,7 @@ def make_batch(
         torch.arange(int(char_lengths.max()))[None, :] < char_lengths[:, None],
         list(itertools.chain.from_iterable(char_lists)),
     )
-    tokens = [s.words for s in sentences]
-    return Batch(_fill(mask, ids), mask, lengths, types, char_ids, char_lengths, labels, tokens, list(spellings))
+    return Batch(_fill(mask, ids), mask, lengths, types, char_ids, char_lengths, labels, list(spellings))
 
 
 def _fill(mask: torch.Tensor, flat: list[int]) -> torch.Tensor:

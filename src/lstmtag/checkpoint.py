@@ -9,7 +9,6 @@ temporary file, then renamed), so a kill during a save leaves the previous file 
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,12 +16,14 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save as safetensors_bytes
 
-from lstmtag.data import temporary_beside
+from lstmtag.data import atomic_writer
 
 FORMAT = "lstmtag"
-FORMAT_VERSION = 1
+# 2: ``kind`` names the model kind of ``models.KINDS`` ("tagger", "hmm", "ensemble", "lm"); version 1
+# files said "tagger" for every tagger (``models.saved_kind`` reads them).
+FORMAT_VERSION = 2
 
 
 class ModelFileError(ValueError):
@@ -38,6 +39,7 @@ class ModelFile:
     vocabs: dict[str, Any]
     tensors: dict[str, torch.Tensor]
     info: dict[str, Any] = field(default_factory=dict)
+    version: int = FORMAT_VERSION  # the format version it was written in
 
 
 def save(path: str | Path, model: ModelFile) -> None:
@@ -52,23 +54,8 @@ def save(path: str | Path, model: ModelFile) -> None:
     }
     # safetensors refuses tensors that share memory (tied weights): store independent copies.
     tensors = {name: t.detach().cpu().clone().contiguous() for name, t in model.tensors.items()}
-    fd, tmp = temporary_beside(Path(path))
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a model file is as readable as any other
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
+    with atomic_writer(path, "wb") as handle:
+        handle.write(safetensors_bytes(tensors, metadata=metadata))
 
 
 def check_format(metadata: dict[str, str], path: str | Path, what: str, expected: str, newest: int) -> None:
@@ -94,12 +81,17 @@ def read(path: str | Path) -> ModelFile:
             metadata = handle.metadata() or {}
             check_format(metadata, path, "a safetensors file", FORMAT, FORMAT_VERSION)
             kind, config, vocabs = metadata["kind"], json.loads(metadata["config"]), json.loads(metadata["vocabs"])
-            shapes = {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}  # noqa: SIM118
             info = json.loads(metadata.get("info", "{}"))
-            _check_metadata(path, kind, config, vocabs, info)
-            _check_sizes(path, kind, config, vocabs, shapes)  # before the model is built from the config
-            tensors = {name: handle.get_tensor(name) for name in shapes}
-        return ModelFile(kind=kind, config=config, vocabs=vocabs, tensors=tensors, info=info)
+            version = int(metadata["format_version"])
+            problems = [
+                f"{name} must be a table"
+                for name, value in (("config", config), ("vocabs", vocabs), ("info", info))
+                if not isinstance(value, dict)
+            ]
+            if problems:
+                raise ModelFileError(f"{path}: malformed metadata: {'; '.join(problems)}")
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
+        return ModelFile(kind=kind, config=config, vocabs=vocabs, tensors=tensors, info=info, version=version)
     except ModelFileError:
         raise
     except (SafetensorError, OSError, ValueError, KeyError, RuntimeError, TypeError, RecursionError) as error:
@@ -110,73 +102,90 @@ def _strings(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(item, str) for item in value)
 
 
-def _check_metadata(path: Path, kind: str, config: Any, vocabs: Any, info: Any) -> None:
-    """Refuse metadata of the wrong shape, so loaders can trust its types (lists of strings, tables)."""
-    if kind not in ("tagger", "lm"):
-        return  # training states are read back by the run that wrote their layout
+def _sections(path: Path, config: dict[str, Any], names: tuple[str, ...]) -> None:
+    if not all(isinstance(config.get(name, {}), dict) for name in names):
+        raise ModelFileError(f"{path}: malformed metadata: config must be a table of sections")
+
+
+def check_tagger_file(path: str | Path, model_file: ModelFile, *, members: bool = False, sized: bool = True) -> None:
+    """Refuse a tagger file's metadata of the wrong shape, or sizes its stored tensors do not have.
+
+    Loaders then trust the types (lists of strings, tables), and a doctored config (hidden_size =
+    2000 in a file of 256-wide weights) is refused before a module is built from it. ``members``: the
+    config lists the members' model settings (an ensemble); ``sized``: the model's settings size its
+    modules (not an HMM's, whose tables are sized by its counts).
+    """
+    path, config, vocabs = Path(path), model_file.config, model_file.vocabs
+    _sections(path, config, tuple(name for name in config if name != "members"))
     problems = []
-    if not isinstance(config, dict) or not all(
-        isinstance(v, dict) or (k == "members" and isinstance(v, list) and all(isinstance(m, dict) for m in v))
-        for k, v in config.items()
-    ):
-        problems.append("config must be a table of sections")
-    if not isinstance(info, dict):
-        problems.append("info must be a table")
-    if not isinstance(vocabs, dict):
-        problems.append("vocabs must be a table")
-    elif kind == "tagger":
-        labels, extra = vocabs.get("labels"), vocabs.get("extra", {})
-        if not (_strings(vocabs.get("words")) and _strings(vocabs.get("chars"))):
-            problems.append("vocabs.words and vocabs.chars must be lists of strings")
-        if not (isinstance(labels, dict) and labels and all(_strings(v) and v for v in labels.values())):
-            problems.append("vocabs.labels must map each column to a list of tag strings")
-        if not (isinstance(extra, dict) and all(_strings(v) for v in extra.values())):
-            problems.append("vocabs.extra must map names to lists of strings")
-        if not isinstance(vocabs.get("word_form", "key"), str):
-            problems.append("vocabs.word_form must be a string")
-    elif kind == "lm" and not _strings(vocabs.get("tokens")):
-        problems.append("vocabs.tokens must be a list of strings")
+    model, extra = config.get("model"), config.get("members") if members else []
+    if not (isinstance(model, dict) and isinstance(extra, list) and all(isinstance(m, dict) for m in extra)):
+        problems.append("config must hold a [model] table" + (" and a list of member tables" if members else ""))
+    labels = vocabs.get("labels")
+    if not (_strings(vocabs.get("words")) and _strings(vocabs.get("chars"))):
+        problems.append("vocabs.words and vocabs.chars must be lists of strings")
+    if not (isinstance(labels, dict) and labels and all(_strings(v) and v for v in labels.values())):
+        problems.append("vocabs.labels must map each column to a list of tag strings")
     if problems:
         raise ModelFileError(f"{path}: malformed metadata: {'; '.join(problems)}")
+    sections = [model, *extra] if sized else []
+    counts = {"words": vocabs["words"]}
+    if any(m.get("char_hidden", 64) for m in sections):
+        counts["chars"] = vocabs["chars"]
+    _check_sizes(path, model_file, sections, re.compile(r"encoder\.weight_hh_l(\d+)"), SIZES["tagger"], counts)
 
 
-# Settings that size a module, by model kind: each must be a dimension of some stored tensor. The
-# model is built from the config before the weights are loaded into it, so a doctored config
-# (hidden_size = 2000 in a file of 256-wide weights) would otherwise allocate first and fail after.
-_SIZES = {
+def check_lm_file(path: str | Path, model_file: ModelFile) -> None:
+    """``check_tagger_file`` for a language model."""
+    path, config, vocabs = Path(path), model_file.config, model_file.vocabs
+    _sections(path, config, tuple(config))
+    if not _strings(vocabs.get("tokens")):
+        raise ModelFileError(f"{path}: malformed metadata: vocabs.tokens must be a list of strings")
+    sections = [config["lm"]] if "lm" in config else []
+    _check_sizes(
+        path, model_file, sections, re.compile(r"^lstm\.weight_hh_l(\d+)"), SIZES["lm"], {"tokens": vocabs["tokens"]}
+    )
+
+
+def check_strings(path: str | Path, values: Any, what: str) -> None:
+    """Refuse ``values`` unless it maps names to lists of strings (a model kind's own string lists)."""
+    if not (isinstance(values, dict) and all(_strings(v) for v in values.values())):
+        raise ModelFileError(f"{path}: malformed metadata: {what} must map names to lists of strings")
+
+
+# Settings that size a module, per family of files: each must be a dimension of some stored tensor.
+SIZES = {
     "tagger": ("word_dim", "char_dim", "char_hidden", "hidden_size", "proj_size"),
     "lm": ("embed_dim", "hidden_size"),
 }
 
 
-def _check_sizes(path: Path, kind: str, config: Any, vocabs: Any, shapes: dict[str, tuple[int, ...]]) -> None:
-    """Refuse a file whose config or vocabularies ask for modules larger than its stored tensors."""
-    if kind not in _SIZES or not isinstance(config, dict) or not isinstance(vocabs, dict):
-        return  # training states and unknown kinds are checked where they are used
-    dims = {d for shape in shapes.values() for d in shape}
-    if kind == "tagger":
-        model, members = config.get("model"), config.get("members") or []
-        sections = [model, *members] if isinstance(model, dict) and isinstance(members, list) else []
-        sections = [m for m in sections if isinstance(m, dict) and m.get("kind", "lstm") == "lstm"]
-        pattern, counts = re.compile(r"encoder\.weight_hh_l(\d+)"), {"words": vocabs.get("words")}
-        if any(m.get("char_hidden", 64) for m in sections):
-            counts["chars"] = vocabs.get("chars")
-    else:
-        sections = [config["lm"]] if isinstance(config.get("lm"), dict) else []
-        pattern, counts = re.compile(r"^lstm\.weight_hh_l(\d+)"), {"tokens": vocabs.get("tokens")}
+def _check_sizes(
+    path: Path,
+    model_file: ModelFile,
+    sections: list[dict[str, Any]],
+    layer: re.Pattern[str],
+    keys: tuple[str, ...],
+    counts: dict[str, list[str]],
+) -> None:
+    """Refuse a config or vocabulary that asks for modules larger than the stored tensors."""
     if not sections:
         return
-    layers = 1 + max((int(m.group(1)) for name in shapes if (m := pattern.search(name))), default=-1)
+    shapes = [tuple(t.shape) for t in model_file.tensors.values()]
+    dims = {d for shape in shapes for d in shape}
+    layers = 1 + max((int(m.group(1)) for name in model_file.tensors if (m := layer.search(name))), default=-1)
     for section in sections:
-        for key in _SIZES[kind]:
+        for key in keys:
             value = section.get(key)
+            if key == "char_dim" and section.get("char_hidden") == 0:
+                continue  # no character model: its embedding size is never used
             if isinstance(value, int) and value > 0 and value not in dims:
                 raise ModelFileError(f"{path}: its config says {key} = {value}, but no stored tensor has that size")
         value = section.get("num_layers")
         if isinstance(value, int) and value > layers:
             raise ModelFileError(f"{path}: its config says num_layers = {value}, but it stores {layers} layer(s)")
     for name, items in counts.items():
-        if isinstance(items, list) and len(items) + 2 not in dims:  # saved without <pad> and <unk>
+        if len(items) + 2 not in dims:  # saved without <pad> and <unk>
             raise ModelFileError(f"{path}: its {name} vocabulary has {len(items)} entries, no stored tensor that many")
 
 

@@ -303,12 +303,10 @@ def ensemble(
     if dev_file is not None:
         dev = load_labelled(dev_file, combined.config.data.format, list(combined.vocabs.labels))
         for label, bundle in [*zip(models, bundles, strict=True), ("ensemble", combined)]:
-            report = Predictor(bundle, precision=precision).evaluate(dev)
-            accuracies = {name: column["accuracy"] for name, column in report["columns"].items()}
-            score = sum(accuracies.values()) / len(accuracies)
-            shown = "  ".join(f"{name} {value:.2%}" for name, value in accuracies.items())
-            out.print(f"{label}: dev {shown}  mean {score:.2%}")
-        combined.info["dev_accuracy"] = score
+            score = Predictor(bundle, precision=precision).score(dev)
+            shown = "  ".join(f"{name} {value:.2%}" for name, value in score.columns.items())
+            out.print(f"{label}: dev {shown}  mean {score.mean:.2%}")
+        combined.info["dev_accuracy"] = score.mean
     save_tagger(out_file, combined, half=half)
     size = out_file.stat().st_size / 1e6
     console.print(f"ensemble of {len(models)} written to {out_file} ({size:.1f} MB)")
@@ -319,7 +317,9 @@ def ensemble(
 def tag(
     input_file: Annotated[str, typer.Argument(help="Input file, or - for standard input.")] = "-",
     model: ModelOption = "en",
-    input_format: Annotated[str, typer.Option("--input", help="conllu, conll, text or jsonl.")] = "conllu",
+    input_format: Annotated[
+        str, typer.Option("--input", help="conllu, conll, text (tokens split on spaces), raw or jsonl.")
+    ] = "conllu",
     output_format: Annotated[
         str, typer.Option("--output", help="conllu, tsv, jsonl, or table (for reading).")
     ] = "conllu",
@@ -334,8 +334,8 @@ def tag(
 
     if output_format not in ("conllu", "tsv", "jsonl", "table"):
         raise ValueError(f"--output must be conllu, tsv, jsonl or table, got {output_format!r}")
-    if input_format not in ("conllu", "conll", "text", "jsonl"):
-        raise ValueError(f"--input must be conllu, conll, text or jsonl, got {input_format!r}")
+    if input_format not in ("conllu", "conll", "text", "raw", "jsonl"):
+        raise ValueError(f"--input must be conllu, conll, text, raw or jsonl, got {input_format!r}")
     if output_file is not None and output_file.is_dir():
         raise ValueError(f"{output_file}: is a directory; --out names the file to write")
     memory.bound_heap()  # a long stream must not keep every batch's freed tensors
@@ -393,18 +393,10 @@ def inspect(
 ) -> None:
     """Show h_t, c_t and the input/forget/cell/output gates, token by token, per layer and direction."""
     import lstmtag
-    from lstmtag.limits import MAX_INSPECT_TOKENS, check_sentence
 
     if plot is not None and plot.suffix.lower() not in (".png", ".svg", ".pdf"):
         raise ValueError(f"--plot {plot}: name a .png, .svg or .pdf file (the suffix picks the format)")
-    loaded = lstmtag.load(model)
-    if getattr(loaded, "is_char_model", False):
-        tokens = sentence
-        if not tokens or len(tokens) > MAX_INSPECT_TOKENS:
-            raise ValueError(f"the text has {len(tokens)} characters; inspect takes 1 to {MAX_INSPECT_TOKENS}")
-    else:
-        tokens = check_sentence(sentence.split(), "the sentence", max_tokens=MAX_INSPECT_TOKENS)
-    trace = loaded.inspect(tokens)
+    trace = lstmtag.load(model).inspect(sentence)  # each model splits text into the units it reads
     if plot is not None:
         from lstmtag.plots import plot_trace
 
@@ -449,16 +441,17 @@ def lm_train(
 
     from lstmtag.config import load_config
     from lstmtag.lm_train import read_text_file, train_lm
+    from lstmtag.metrics import headline
 
     config = load_config(config_file, overrides)
     changes = {k: v for k, v in (("unit", unit), ("max_minutes", max_minutes)) if v is not None}
     config = replace(config, lm=replace(config.lm, **changes))
     text = read_text_file(text_file)
     valid = read_text_file(valid_file) if valid_file is not None else None
-    per = "bits/char" if config.lm.unit == "char" else "perplexity"
+    per = headline(0.0, config.lm.unit)[0]
 
     def measure(nats: float) -> float:
-        return nats / math.log(2) if per == "bits/char" else math.exp(min(nats, 700.0))
+        return headline(nats, config.lm.unit)[1]
 
     with Progress(
         TextColumn("step {task.completed}"),
@@ -566,7 +559,7 @@ def score(
 
 def _load_lm(lstmtag, model: str):
     loaded = lstmtag.load(model)
-    if not hasattr(loaded, "generate"):
+    if not loaded.capabilities.generates:
         raise ValueError(f"{model} is a tagger, not a language model")
     return loaded
 
@@ -585,17 +578,11 @@ def serve(
     """Serve taggers over HTTP (POST /tag, POST /inspect, GET /models, /health, /docs) and the web page at /."""
     import uvicorn
 
-    from lstmtag.predict import Predictor
-    from lstmtag.serve import Limits, create_app
+    from lstmtag.serve import Limits, create_app, load_predictors
 
     memory.bound_heap()  # a storm of requests must not leave the server holding what it freed
-    predictors = {}
-    for spec in models or ["en"]:
-        name, _, path = (
-            spec.rpartition("=") if "=" in spec else (Path(spec).name.removesuffix(".safetensors"), "", spec)
-        )
-        predictors[name] = Predictor.load(path, precision=precision)
     if not 0 <= port <= 65535:
         raise ValueError(f"--port must be between 0 and 65535, got {port}")
+    predictors = load_predictors(models or ["en"], precision=precision)
     console.print(f"serving {sorted(predictors)} on http://{host}:{port}/ (API docs at /docs)")
     uvicorn.run(create_app(predictors, Limits(max_wait_ms=max_wait_ms)), host=host, port=port, log_level="warning")

@@ -11,9 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from lstmtag.viterbi import log_partition, marginals, viterbi
-
-NEG_INF = -1e4  # large but finite, so masked sums stay free of NaN
+from lstmtag.viterbi import IMPOSSIBLE, log_partition, marginals, viterbi
 
 
 def bio_allowed(labels: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -49,8 +47,8 @@ class CRF(nn.Module):
         self.register_buffer("allowed_first", first, persistent=False)
 
     def _scores(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        transitions = self.transitions.masked_fill(~self.allowed, NEG_INF)
-        start = self.start.masked_fill(~self.allowed_first, NEG_INF)
+        transitions = self.transitions.masked_fill(~self.allowed, IMPOSSIBLE)
+        start = self.start.masked_fill(~self.allowed_first, IMPOSSIBLE)
         return transitions, start, self.end
 
     def log_partition(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

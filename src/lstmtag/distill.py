@@ -14,9 +14,10 @@ from collections.abc import Sequence
 import torch
 
 from lstmtag.batch import Batch, Vocabs
+from lstmtag.contract import TaggingModel
 from lstmtag.data import Sentence
 from lstmtag.predict import Predictor
-from lstmtag.tagger import SoftmaxHead, Tagger
+from lstmtag.tagger import Tagger
 
 Targets = dict[str, torch.Tensor]  # column -> (T, num_student_tags) teacher probabilities, float16
 
@@ -69,7 +70,7 @@ def loss(model: Tagger, batch: Batch, targets: Sequence[Targets], *, weight: flo
     return total
 
 
-def check_student(model: torch.nn.Module) -> None:
+def check_student(model: TaggingModel) -> None:
     """Students are softmax taggers: a CRF's scores are not per-token distributions to match."""
-    if not isinstance(model, Tagger) or not all(isinstance(h, SoftmaxHead) for h in model.heads.values()):
+    if not (model.capabilities.trained and model.capabilities.distributions):
         raise ValueError("a distilled student must be an LSTM tagger with softmax heads (model.head = 'softmax')")

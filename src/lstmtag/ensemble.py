@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from lstmtag.batch import Batch
+from lstmtag.contract import Capabilities, TaggingModel
 from lstmtag.tagger import SoftmaxHead, Tagger
 
 
@@ -25,8 +26,13 @@ def average(outputs: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
     }
 
 
-class Ensemble(nn.Module):
-    """Softmax taggers over the same vocabularies; emissions are the log of their mean probabilities."""
+class Ensemble(TaggingModel):
+    """Softmax taggers over the same vocabularies; emissions are the log of their mean probabilities.
+
+    Trained as its members, one by one (``lstmtag ensemble`` combines trained taggers), never jointly.
+    """
+
+    kind = "ensemble"
 
     def __init__(self, members: list[Tagger]) -> None:
         super().__init__()
@@ -50,12 +56,31 @@ class Ensemble(nn.Module):
         """Per column (B, T, num_tags): log of the members' mean probability, so it is normalised."""
         return average([member(batch) for member in self.members])
 
-    def loss(self, batch: Batch) -> torch.Tensor:
-        """Sum of the members' losses: training an ensemble jointly trains each member on its own."""
-        return sum(member.loss(batch) for member in self.members)
-
     @torch.no_grad()
     def decode(self, batch: Batch) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """Name -> (tag ids (B, T), averaged probability of each chosen tag (B, T))."""
         emissions = self(batch)
         return {name: self.heads[name].decode(emissions[name], batch.mask) for name in emissions}
+
+    @property
+    def capabilities(self) -> Capabilities:
+        each = [member.capabilities for member in self.members]
+        return Capabilities(
+            tags=True,
+            uses_chars=any(c.uses_chars for c in each),
+            traced=True,
+            exported=all(c.exported for c in each),
+            distributions=True,
+        )
+
+    @property
+    def refusals(self) -> dict[str, str]:
+        return {
+            "stepped": "an ensemble cannot be stepped token by token; step one unidirectional tagger",
+            "exported": "model.proj_size > 0 in a member: the ONNX LSTM op has no projection, so this model cannot "
+            "be exported",
+        }
+
+    def encoders(self) -> list[tuple[str, Tagger]]:
+        """Every member's encoder, named ``members.K.encoder``."""
+        return [(f"members.{k}.encoder", member) for k, member in enumerate(self.members)]

@@ -20,16 +20,17 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from lstmtag.batch import Batch, Vocabs
+from lstmtag.batch import Vocabs
 from lstmtag.config import ModelConfig
+from lstmtag.contract import Capabilities, TaggingModel
 from lstmtag.data import Sentence
-from lstmtag.viterbi import marginals, viterbi
+from lstmtag.viterbi import IMPOSSIBLE, marginals, viterbi
 
-IMPOSSIBLE = -1e4  # log-score of an impossible event: finite, so sums never turn into NaN
 JOINT = "joint"  # the one table of a joint HMM
 SEPARATOR = "\t"  # joins column tags into a joint tag; never inside a CoNLL-U field
 
@@ -180,15 +181,30 @@ def _successive_abstraction(counts: dict[str, Counter[int]], num_tags: int) -> t
     return keys, smoothed
 
 
-class HMMTagger(nn.Module):
-    uses_chars = False  # make_batch can skip the character tensors
+@dataclass
+class HMMBatch:
+    """What the HMM reads of a batch of B sentences padded to T tokens.
 
+    words (B, T): row of each token's exact form in the emission table, 1 (``<unk>``) if unseen, 0
+    padding; mask (B, T): True on real tokens; tokens: the words as given, for unseen words' suffixes.
+    """
+
+    words: torch.Tensor
+    mask: torch.Tensor
+    tokens: list[list[str]]
+
+
+class HMMTagger(TaggingModel):
     """Trigram HMM with the tagger interface: ``decode(batch)`` -> per column (tags, probabilities).
 
     Decoding runs over the ``hmm_candidates`` best tags of each token by emission score (TnT prunes
     with a beam for the same reason): exact second-order Viterbi over all K tags costs K^3 a token,
-    which for 50 Penn tags is 125,000 operations, against C^3 = 64 for 4 candidates.
+    which for 50 Penn tags is 125,000 operations, against C^3 = 64 for 4 candidates. Words are
+    looked up by their exact form (then lowercased, then by suffix), not by ``batch.word_key``.
     """
+
+    kind = "hmm"
+    declared = Capabilities(tags=True)  # counted, not trained; no LSTM, no characters
 
     def __init__(
         self,
@@ -222,10 +238,41 @@ class HMMTagger(nn.Module):
             [[index[k][part] for k, part in enumerate(tag.split(SEPARATOR))] for tag in joint_tags], dtype=torch.long
         ).view(len(joint_tags), len(self.labels))
 
+    @property
+    def capabilities(self) -> Capabilities:
+        return self.declared
+
+    @property
+    def refusals(self) -> dict[str, str]:
+        return {
+            "traced": "an HMM has no LSTM to inspect; inspect an LSTM tagger or language model",
+            "stepped": "only LSTM taggers can be stepped token by token",
+            "exported": "an HMM is a counted model with no network to export; tag with its .safetensors file",
+        }
+
+    @property
+    def saved_strings(self) -> dict[str, list[str]]:
+        """The string lists the HMM keeps beside its tables (a file's ``vocabs.extra``)."""
+        strings = {"suffixes": self.suffix_keys}
+        if self.joint:
+            strings["joint_tags"] = self.joint_tags
+        return strings
+
+    def batch(self, sentences: Sequence[Sentence], vocabs: Vocabs) -> HMMBatch:
+        """Exact-form rows of the emission table, padded; no characters (an HMM reads none)."""
+        lengths = torch.tensor([len(s.words) for s in sentences])
+        mask = torch.arange(int(lengths.max()))[None, :] < lengths[:, None]  # (B, T)
+        words = torch.zeros(mask.shape, dtype=torch.long)
+        words[mask] = torch.tensor([self.word_index.get(w, 1) for s in sentences for w in s.words], dtype=torch.long)
+        return HMMBatch(words, mask, [s.words for s in sentences])
+
+    def knows(self, word: str, vocabs: Vocabs) -> bool:
+        return word in self.word_index
+
     def fit(self, sentences: Sequence[Sentence], vocabs: Vocabs) -> None:
-        """Count everything from the training sentences; stores suffix keys (and joint tags) in ``vocabs.extra``."""
+        """Count everything from the training sentences (``vocabs.words`` holds exact forms)."""
         forms = [s.words for s in sentences]
-        words = [vocabs.words.ids(vocabs.lookup(w) for w in s.words) for s in sentences]
+        words = [vocabs.words.ids(s.words) for s in sentences]
         keys: list[str] = []
         if self.joint:
             names = list(self.labels)
@@ -237,16 +284,14 @@ class HMMTagger(nn.Module):
             column = HMMColumn(len(vocabs.words), len(self.joint_tags), 0)
             keys = column.fit(words, [[ids[t] for t in s] for s in joined], forms, vocabs.words.itos, self.config)
             self.columns = nn.ModuleDict({JOINT: column})
-            vocabs.extra["joint_tags"] = self.joint_tags
         else:
             for name, column in self.columns.items():
                 tags = [vocabs.labels[name].ids(s.labels[name]) for s in sentences]
                 keys = column.fit(words, tags, forms, vocabs.words.itos, self.config)
         self.suffix_keys = keys
         self.suffix_index = {key: row for row, key in enumerate(keys)}
-        vocabs.extra["suffixes"] = keys
 
-    def _rows(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    def _rows(self, batch: HMMBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """Per token: a row of the emission table, or (if unseen) of the suffix table; (B, T) each.
 
         ``batch.words`` already holds the rows of known exact forms; only unseen words are looked at
@@ -264,7 +309,7 @@ class HMMTagger(nn.Module):
         return word_rows, suffix_rows
 
     @torch.no_grad()
-    def decode(self, batch: Batch) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    def decode(self, batch: HMMBatch) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         word_rows, suffix_rows = self._rows(batch)
         unknown = suffix_rows >= 0
         result = {}
@@ -283,9 +328,6 @@ class HMMTagger(nn.Module):
                 same = self.parts[options, k] == tags[..., None]  # (B, T, C): candidates agreeing on this column
                 result[column_name] = (tags.masked_fill(~batch.mask, 0), (probs * same).sum(-1))
         return result
-
-    def loss(self, batch: Batch) -> torch.Tensor:  # pragma: no cover - an HMM is counted, not trained
-        raise TypeError("an HMM is fitted from counts (HMMTagger.fit), not trained by gradient descent")
 
 
 def _decode_candidates(

@@ -58,13 +58,35 @@ def token_problem(token: object) -> str | None:
     return None
 
 
+class TokenError(ValueError):
+    """A sentence that breaks a rule: ``where`` it is, the token's ``position`` (None: the whole sentence).
+
+    ``str(error)`` names them for a person (``sentence 3, token 1: empty token``); ``field`` names
+    them as a request field (``sentences.3.1``); ``too_large`` marks a sentence over the token limit.
+    """
+
+    def __init__(self, where: str, position: int | None, message: str, *, too_large: bool = False) -> None:
+        super().__init__(f"{where if position is None else f'{where}, token {position}'}: {message}")
+        self.where = where
+        self.position = position
+        self.message = message
+        self.too_large = too_large
+
+    @property
+    def field(self) -> str:
+        return self.where if self.position is None else f"{self.where}.{self.position}"
+
+
 def check_sentence(tokens: object, where: str = "sentence", *, max_tokens: int = MAX_SENTENCE_TOKENS) -> list[str]:
-    """``tokens`` as a list, or a ``ValueError`` naming ``where`` (and the token) and the rule broken."""
+    """``tokens`` as a list, or a ``TokenError`` naming ``where`` (and the token) and the rule broken.
+
+    The one check of tokens given by a caller: the Python API, the CLI and the service all use it.
+    """
     problem = sentence_problem(tokens, max_tokens=max_tokens)
     if problem is not None:
         position, message = problem
-        place = where if position is None else f"{where}, token {position}"
-        raise ValueError(f"{place}: {message}")
+        too_large = position is None and isinstance(tokens, Sequence) and len(tokens) > max_tokens
+        raise TokenError(where, position, message, too_large=too_large)
     return list(tokens)  # type: ignore[arg-type]
 
 

@@ -25,7 +25,8 @@ import torch
 
 from lstmtag import checkpoint
 from lstmtag.config import Config
-from lstmtag.lm import LanguageModel, LSTMLanguageModel, detach_state, tokenize
+from lstmtag.language_model import LanguageModel
+from lstmtag.lm import LSTMLanguageModel, detach_state, tokenize
 from lstmtag.vocab import Vocab
 
 

@@ -115,6 +115,12 @@ def perplexity(total_nll: float, count: int) -> dict[str, float]:
     return {"loss": nats, "bits_per_token": nats / math.log(2), "perplexity": math.exp(min(nats, 700.0))}
 
 
+def headline(nats: float, unit: str) -> tuple[str, float]:
+    """The figure a language model of ``unit`` is judged by: bits per character, or word perplexity."""
+    scores = perplexity(nats, 1)
+    return ("bits/char", scores["bits_per_token"]) if unit == "char" else ("perplexity", scores["perplexity"])
+
+
 def _ratio(numerator: int, denominator: int) -> float:
     return numerator / denominator if denominator else 0.0
 

@@ -1,22 +1,29 @@
-"""Build models from their config, turn them into model files and back, and find shipped models.
+"""The registry of model kinds: from a saved ``kind`` to how a model is built, saved, loaded and run fast.
 
-Wherever a model is named, a shipped model's short name (``en``) and a file path both work.
+Every model file names its kind (``KINDS``: ``tagger``, ``hmm``, ``ensemble``, ``lm``); a ``.onnx``
+file is opened by the ONNX Runtime backend. Adding a kind (a distilled student's architecture, a
+lemma or tokenizer model) means one class implementing ``contract.TaggingModel`` and one ``Kind``
+entry here; nothing else in the package tests what kind a model is. Wherever a model is named, a
+shipped model's short name (``en``) and a file path both work.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from torch import nn
-
 from lstmtag import checkpoint
-from lstmtag.batch import Vocabs
-from lstmtag.config import Config, ModelConfig, saved_config
+from lstmtag.batch import Vocabs, word_key
+from lstmtag.config import Config, saved_config
+from lstmtag.contract import Capabilities, TaggingModel
 from lstmtag.ensemble import Ensemble
 from lstmtag.hmm import HMMTagger
+from lstmtag.language_model import LanguageModel
+from lstmtag.runtime import InferenceEnsemble, InferenceTagger, check_precision
 from lstmtag.tagger import Tagger
+from lstmtag.tagger import capabilities as tagger_capabilities
 
 SHIPPED = {"en": "en_ewt.safetensors"}
 
@@ -25,10 +32,208 @@ SHIPPED = {"en": "en_ewt.safetensors"}
 class TaggerBundle:
     """A tagging model with what it needs to read words and name tags."""
 
-    model: nn.Module  # Tagger, Ensemble or HMMTagger: all take a Batch in ``decode``
+    model: TaggingModel
     vocabs: Vocabs
     config: Config
     info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self.model.capabilities
+
+
+Loaded = TaggerBundle | LanguageModel
+
+
+@dataclass(frozen=True)
+class Kind:
+    """How one kind of model is checked and rebuilt from its file, written back, and run for tagging.
+
+    Attributes:
+        name: the ``kind`` its files carry.
+        load: rebuild the model from a file whose metadata ``check`` accepted (the file's name for errors).
+        check: refuse metadata of the wrong shape, or sizes the stored tensors do not have.
+        build: a fresh model from a training config and vocabularies (None: not built from a config).
+        saved: what the kind adds to a file's config and vocabularies beyond ``Config`` and ``Vocabs``.
+        inference: the fast form of a model of this kind at a precision (``runtime``); itself if none.
+        word_key: the form in which training stores words in the vocabulary (and looks them up).
+        declared: what a model of this kind built from a training config will be able to do.
+    """
+
+    name: str
+    load: Callable[[checkpoint.ModelFile, str], Loaded]
+    check: Callable[[str, checkpoint.ModelFile], None]
+    build: Callable[[Config, Vocabs], TaggingModel] | None = None
+    saved: Callable[[Any], tuple[dict[str, Any], dict[str, Any]]] = lambda model: ({}, {})
+    inference: Callable[[Any, str], TaggingModel] = lambda model, precision: model
+    word_key: Callable[[str], str] = word_key
+    declared: Callable[[Config], Capabilities] = lambda config: Capabilities()
+
+
+def _labels(vocabs: Vocabs) -> dict[str, list[str]]:
+    return {name: vocab.itos for name, vocab in vocabs.labels.items()}
+
+
+def _lstm(config: Config, vocabs: Vocabs) -> Tagger:
+    return Tagger(config.model, num_words=len(vocabs.words), num_chars=len(vocabs.chars), labels=_labels(vocabs))
+
+
+def _hmm(config: Config, vocabs: Vocabs, strings: dict[str, list[str]] | None = None) -> HMMTagger:
+    strings = strings or {}
+    return HMMTagger(
+        config.model,
+        words=vocabs.words.itos,
+        labels=_labels(vocabs),
+        suffixes=strings.get("suffixes", ()),
+        joint_tags=strings.get("joint_tags", ()),
+    )
+
+
+def _load_tagger(model_file: checkpoint.ModelFile, source: str) -> TaggerBundle:
+    return _rebuilt(model_file, source, _lstm)
+
+
+def _load_hmm(model_file: checkpoint.ModelFile, source: str) -> TaggerBundle:
+    strings = model_file.vocabs.get("extra", {})
+    return _rebuilt(model_file, source, lambda config, vocabs: _hmm(config, vocabs, strings))
+
+
+def _load_ensemble(model_file: checkpoint.ModelFile, source: str) -> TaggerBundle:
+    values = {k: v for k, v in model_file.config.items() if k != "members"}
+
+    def build(config: Config, vocabs: Vocabs) -> Ensemble:
+        return Ensemble([_lstm(saved_config({**values, "model": m}), vocabs) for m in model_file.config["members"]])
+
+    return _rebuilt(model_file, source, build)
+
+
+def _rebuilt(
+    model_file: checkpoint.ModelFile, source: str, build: Callable[[Config, Vocabs], TaggingModel]
+) -> TaggerBundle:
+    """Rebuild a tagger from a model file's config and vocabularies, then load its weights."""
+    try:
+        config = saved_config({k: v for k, v in model_file.config.items() if k != "members"})
+        vocabs = Vocabs.from_dict(model_file.vocabs)
+        model = build(config, vocabs)
+        model.load_state_dict(model_file.tensors, strict=True)
+    except (ValueError, KeyError, RuntimeError, TypeError) as error:
+        raise checkpoint.ModelFileError(f"{source}: model file does not match its own config: {error}") from None
+    model.eval()
+    return TaggerBundle(model, vocabs, config, model_file.info)
+
+
+def _check_hmm(source: str, model_file: checkpoint.ModelFile) -> None:
+    checkpoint.check_tagger_file(source, model_file, sized=False)
+    checkpoint.check_strings(source, model_file.vocabs.get("extra", {}), "vocabs.extra")
+
+
+def _load_lm(model_file: checkpoint.ModelFile, source: str) -> LanguageModel:
+    return LanguageModel.from_file(model_file, source)
+
+
+def _onnx_only(source: str, model_file: checkpoint.ModelFile) -> Loaded:
+    raise checkpoint.ModelFileError(f"{source}: an ONNX model is read from its .onnx file (lstmtag export)")
+
+
+def _member_settings(model: Ensemble) -> list[dict[str, Any]]:
+    """Members may differ in architecture; each one's model settings are kept, in member order."""
+    return [Config(model=member.config).to_dict()["model"] for member in model.members]
+
+
+KINDS: dict[str, Kind] = {
+    kind.name: kind
+    for kind in (
+        Kind(
+            "tagger",
+            load=_load_tagger,
+            check=checkpoint.check_tagger_file,
+            build=_lstm,
+            inference=lambda model, precision: InferenceTagger(model, precision=precision).eval(),
+            declared=lambda config: tagger_capabilities(config.model),
+        ),
+        Kind(
+            "hmm",
+            load=_load_hmm,
+            check=_check_hmm,
+            build=_hmm,
+            # The HMM looks words up by their exact form; its own string lists stay beside the vocabularies.
+            saved=lambda model: ({}, {"word_form": "exact", "extra": model.saved_strings}),
+            word_key=lambda word: word,
+            declared=lambda config: HMMTagger.declared,
+        ),
+        Kind(
+            "ensemble",
+            load=_load_ensemble,
+            check=lambda source, model_file: checkpoint.check_tagger_file(source, model_file, members=True),
+            saved=lambda model: ({"members": _member_settings(model)}, {}),
+            inference=lambda model, precision: InferenceEnsemble(model, precision=precision).eval(),
+        ),
+        Kind("lm", load=_load_lm, check=checkpoint.check_lm_file),
+        # The ONNX Runtime backend: opened by file suffix (``BACKENDS``), already its own inference form.
+        Kind("onnx", load=lambda model_file, source: _onnx_only(source, model_file), check=_onnx_only),
+    )
+}
+CONFIG_KINDS = {"lstm": "tagger", "hmm": "hmm"}  # ``model.kind`` of a training config -> the kind it trains
+
+
+def for_config(config: Config) -> Kind:
+    """The kind a training config builds."""
+    if config.model.kind not in CONFIG_KINDS:
+        raise ValueError(f"model.kind must be one of {', '.join(CONFIG_KINDS)}, got {config.model.kind!r}")
+    return KINDS[CONFIG_KINDS[config.model.kind]]
+
+
+def build_tagger(config: Config, vocabs: Vocabs) -> TaggingModel:
+    """A fresh model of the kind the config names."""
+    kind = for_config(config)
+    assert kind.build is not None  # every kind a config names is built from one
+    return kind.build(config, vocabs)
+
+
+def for_inference(model: TaggingModel, *, precision: str = "float") -> TaggingModel:
+    """The fast inference form of ``model`` at ``precision`` (see ``runtime``); a model without one as it is."""
+    check_precision(precision)
+    return KINDS[model.kind].inference(model, precision)
+
+
+def saved_kind(model_file: checkpoint.ModelFile) -> str:
+    """The registry kind of a file; format 1 wrote "tagger" for every tagger, told apart by its config."""
+    if model_file.version >= 2 or model_file.kind != "tagger":
+        return model_file.kind
+    if "members" in model_file.config:
+        return "ensemble"
+    model = model_file.config.get("model")
+    return "hmm" if isinstance(model, dict) and model.get("kind") == "hmm" else "tagger"
+
+
+def tagger_file(bundle: TaggerBundle, *, half: bool = False) -> checkpoint.ModelFile:
+    """The file form of ``bundle``.
+
+    ``half`` stores float weights as float16: half the size, and loading turns them back into
+    float32, so only the rounding of the stored weights changes.
+    """
+    kind = KINDS[bundle.model.kind]
+    config, vocabs = kind.saved(bundle.model)
+    tensors = dict(bundle.model.state_dict())
+    if half:
+        tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
+    return checkpoint.ModelFile(
+        kind=kind.name,
+        config={**bundle.config.to_dict(), **config},
+        vocabs={**bundle.vocabs.to_dict(), **vocabs},
+        tensors=tensors,
+        info=bundle.info,
+    )
+
+
+def save_tagger(path: str | Path, bundle: TaggerBundle, *, half: bool = False) -> None:
+    checkpoint.save(path, tagger_file(bundle, half=half))
+
+
+def round_to_half(model: TaggingModel) -> None:
+    """Round float weights to float16 precision in place (they stay float32 tensors)."""
+    state = model.state_dict()
+    model.load_state_dict({k: v.half() if v.is_floating_point() else v for k, v in state.items()})
 
 
 def shipped_dirs() -> list[Path]:
@@ -51,70 +256,43 @@ def resolve(name: str | Path) -> Path:
     return Path(text)
 
 
-def build_tagger(config: Config, vocabs: Vocabs) -> nn.Module:
-    """A fresh model of the kind the config names."""
-    labels = {name: vocab.itos for name, vocab in vocabs.labels.items()}
-    if config.model.kind == "hmm":
-        return HMMTagger(
-            config.model,
-            words=vocabs.words.itos,
-            labels=labels,
-            suffixes=vocabs.extra.get("suffixes", ()),
-            joint_tags=vocabs.extra.get("joint_tags", ()),
+def _load_onnx(path: Path) -> TaggerBundle:
+    from lstmtag.onnx_backend import load_onnx  # optional extra: onnxruntime is imported only here
+
+    return TaggerBundle(*load_onnx(path))
+
+
+BACKENDS: dict[str, Callable[[Path], Loaded]] = {".onnx": _load_onnx}  # file suffix -> what opens it
+
+
+def load(name: str | Path) -> Loaded:
+    """Any model by shipped short name or path: a ``TaggerBundle`` or a ``LanguageModel``."""
+    path = resolve(name)
+    if path.suffix in BACKENDS:
+        return BACKENDS[path.suffix](path)
+    model_file = checkpoint.read(path)
+    name = saved_kind(model_file)
+    if name not in KINDS:
+        raise checkpoint.ModelFileError(
+            f"{path}: a {name!r} file (format version {model_file.version}), not a model of a kind lstmtag loads "
+            f"({', '.join(KINDS)}); for a training state, use the model file written beside it"
         )
-    if config.model.kind != "lstm":
-        raise ValueError(f"model.kind must be 'lstm' or 'hmm', got {config.model.kind!r}")
-    return Tagger(config.model, num_words=len(vocabs.words), num_chars=len(vocabs.chars), labels=labels)
-
-
-def tagger_file(bundle: TaggerBundle, *, half: bool = False) -> checkpoint.ModelFile:
-    """The file form of ``bundle``.
-
-    ``half`` stores float weights as float16: half the size, and loading turns them back into
-    float32, so only the rounding of the stored weights changes.
-    """
-    config = bundle.config.to_dict()
-    if isinstance(bundle.model, Ensemble):
-        # Members may differ in architecture; each one's model settings are kept, in member order.
-        config["members"] = [_plain_model(member.config) for member in bundle.model.members]
-    tensors = dict(bundle.model.state_dict())
-    if half:
-        tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
-    return checkpoint.ModelFile(
-        kind="tagger", config=config, vocabs=bundle.vocabs.to_dict(), tensors=tensors, info=bundle.info
-    )
-
-
-def round_to_half(model: nn.Module) -> None:
-    """Round float weights to float16 precision in place (they stay float32 tensors)."""
-    state = model.state_dict()
-    model.load_state_dict({k: v.half() if v.is_floating_point() else v for k, v in state.items()})
-
-
-def _plain_model(model: ModelConfig) -> dict[str, Any]:
-    return Config(model=model).to_dict()["model"]
-
-
-def bundle_from_file(model_file: checkpoint.ModelFile, source: str) -> TaggerBundle:
-    """Rebuild a tagger from a model file's config and vocabularies, then load its weights."""
+    kind = KINDS[name]
     try:
-        values = dict(model_file.config)
-        members = values.pop("members", None)
-        config = saved_config(values)
-        vocabs = Vocabs.from_dict(model_file.vocabs)
-        if members is None:
-            model = build_tagger(config, vocabs)
-        else:
-            model = Ensemble([build_tagger(saved_config({**values, "model": m}), vocabs) for m in members])
-        model.load_state_dict(model_file.tensors, strict=True)
-    except (ValueError, KeyError, RuntimeError, TypeError) as error:
-        raise checkpoint.ModelFileError(f"{source}: model file does not match its own config: {error}") from None
-    model.eval()
-    return TaggerBundle(model, vocabs, config, model_file.info)
+        kind.check(str(path), model_file)
+    except checkpoint.ModelFileError:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise checkpoint.ModelFileError(f"{path}: malformed metadata: {error}") from None
+    return kind.load(model_file, str(path))
 
 
-def save_tagger(path: str | Path, bundle: TaggerBundle, *, half: bool = False) -> None:
-    checkpoint.save(path, tagger_file(bundle, half=half))
+def load_tagger(name: str | Path) -> TaggerBundle:
+    """A tagging model by shipped short name or path (a ``ModelFileError`` for a language model)."""
+    loaded = load(name)
+    if not isinstance(loaded, TaggerBundle):
+        raise checkpoint.ModelFileError(f"{resolve(name)}: a language model, not a tagger")
+    return loaded
 
 
 def ensemble(bundles: list[TaggerBundle], sources: list[str]) -> TaggerBundle:
@@ -137,15 +315,3 @@ def ensemble(bundles: list[TaggerBundle], sources: list[str]) -> TaggerBundle:
     model.eval()
     info = {"members": [{"source": s, **b.info} for b, s in zip(bundles, sources, strict=True)]}
     return TaggerBundle(model, first.vocabs, first.config, info)
-
-
-def load_tagger(name: str | Path) -> TaggerBundle:
-    path = resolve(name)
-    if path.suffix == ".onnx":
-        from lstmtag.onnx_backend import load_onnx  # optional extra: onnxruntime is imported only here
-
-        return TaggerBundle(*load_onnx(path))
-    model_file = checkpoint.read(path)
-    if model_file.kind != "tagger":
-        raise checkpoint.ModelFileError(f"{path}: a {model_file.kind} model, not a tagger")
-    return bundle_from_file(model_file, str(path))

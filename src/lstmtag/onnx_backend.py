@@ -42,12 +42,12 @@ from torch import nn
 from lstmtag.batch import Batch, Vocabs
 from lstmtag.checkpoint import ModelFileError, check_format
 from lstmtag.config import Config, saved_config
+from lstmtag.contract import Capabilities, TaggingModel, refuse
 from lstmtag.crf import CRF
 from lstmtag.data import atomic_writer
-from lstmtag.ensemble import Ensemble
-from lstmtag.hmm import HMMTagger
+from lstmtag.metrics import is_bio
 from lstmtag.models import TaggerBundle, tagger_file
-from lstmtag.tagger import SoftmaxHead, Tagger, _looks_bio
+from lstmtag.tagger import SoftmaxHead, Tagger
 
 FORMAT = "lstmtag-onnx"
 FORMAT_VERSION = 1
@@ -60,19 +60,11 @@ CHAR_GROUPS = 4  # LSTM calls over new spellings, grouped by length (see length_
 _GATES = (0, 3, 1, 2)  # torch's blocks (i, f, g, o) taken in ONNX's order (i, o, f, c)
 
 
-def exportable(model: nn.Module) -> list[Tagger]:
+def exportable(model: TaggingModel) -> list[Tagger]:
     """The LSTM taggers whose networks make up ``model``'s graph; a ``ValueError`` says why not."""
-    if isinstance(model, HMMTagger):
-        raise ValueError("an HMM is a counted model with no network to export; tag with its .safetensors file")
-    members = list(model.members) if isinstance(model, Ensemble) else [model]
-    for member in members:
-        if not isinstance(member, Tagger):
-            raise ValueError(f"only LSTM taggers and their ensembles can be exported, not a {type(member).__name__}")
-        if member.config.proj_size:
-            raise ValueError(
-                "model.proj_size > 0: the ONNX LSTM op has no projection, so this model cannot be exported"
-            )
-    return members
+    if not model.capabilities.exported:
+        raise refuse(model, "exported", f"only LSTM taggers and their ensembles can be exported, not a {model.kind}")
+    return [tagger for _, tagger in model.encoders()]
 
 
 def export(bundle: TaggerBundle, path: str | Path, *, int8: bool = False) -> None:
@@ -113,7 +105,7 @@ def export(bundle: TaggerBundle, path: str | Path, *, int8: bool = False) -> Non
         handle.write(model.SerializeToString())
 
 
-class OnnxTagger(nn.Module):
+class OnnxTagger(TaggingModel):
     """Emissions from an ONNX Runtime session, decoded by the same heads as the torch model.
 
     An ``nn.Module`` without weights of its own (CRF heads aside), so it stands where a ``Tagger``
@@ -121,6 +113,8 @@ class OnnxTagger(nn.Module):
     features are kept per spelling (up to ``capacity`` spellings), as ``runtime.CharCache`` does: the
     graph reads the known spellings' features and runs its character LSTMs over the new ones only.
     """
+
+    kind = "onnx"
 
     def __init__(
         self, session: Any, heads: dict[str, nn.Module], *, precision: str = "float", capacity: int = 50_000
@@ -136,8 +130,17 @@ class OnnxTagger(nn.Module):
         self.uses_chars = self.char_groups > 0
         self.char_members = [name.removeprefix(KNOWN) for name in inputs if name.startswith(KNOWN)]
         self.fetches = [*heads, *(NEW + member for member in self.char_members)]
+        self.declared = Capabilities(tags=True, uses_chars=self.uses_chars)
         self.index: dict[str, int] = {}
         self.tables = {m: np.empty((0, inputs[KNOWN + m].shape[1]), dtype=np.float32) for m in self.char_members}
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self.declared
+
+    @property
+    def refusals(self) -> dict[str, str]:
+        return {"traced": "an ONNX model has no LSTM to inspect here; inspect its .safetensors file"}
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Emissions per column: name -> (B, T, num_tags)."""
@@ -291,7 +294,7 @@ def _crf_json(head: CRF) -> dict[str, list]:
 def _head(labels: list[str], crf: dict[str, list] | None) -> nn.Module:
     if crf is None:
         return SoftmaxHead()
-    head = CRF(len(labels), labels=labels, constrain_bio=_looks_bio(labels))
+    head = CRF(len(labels), labels=labels, constrain_bio=is_bio(labels))
     head.load_state_dict({name: torch.tensor(values, dtype=torch.float32) for name, values in crf.items()})
     return head
 

@@ -17,18 +17,17 @@ from pathlib import Path
 import torch
 
 from lstmtag import memory
-from lstmtag.batch import make_batch
+from lstmtag.contract import Capabilities, refuse
 from lstmtag.data import Sentence
-from lstmtag.ensemble import Ensemble
 from lstmtag.inspector import Stepper, Trace, single, trace_lstm
 from lstmtag.lemma import COLUMN as LEMMA
 from lstmtag.lemma import apply as apply_script
 from lstmtag.lemma import is_script
 from lstmtag.limits import MAX_INSPECT_TOKENS, MAX_SENTENCE_TOKENS, check_sentence
 from lstmtag.metrics import ColumnScores, SpanScores, is_bio
-from lstmtag.models import TaggerBundle, load_tagger
-from lstmtag.runtime import InferenceEnsemble, InferenceTagger, for_inference
-from lstmtag.tagger import SoftmaxHead, Tagger
+from lstmtag.models import TaggerBundle, for_inference, load_tagger
+from lstmtag.segment import DEFAULT as split_text
+from lstmtag.segment import Segmenter
 
 # Padded tokens in one batch: the activations of a batch grow with it (2 x 128 BiLSTM, bf16: about
 # 20 kB a token), so 128 sentences of 159 tokens once cost 86 MB at a time. 4096 keeps a batch of
@@ -42,6 +41,14 @@ class Tagged:
 
     tags: dict[str, list[str]]
     probs: dict[str, list[float]]
+
+
+@dataclass
+class Score:
+    """Accuracy per label column on gold data, and their mean (the early-stopping and dev figure)."""
+
+    columns: dict[str, float]
+    mean: float
 
 
 class Predictor:
@@ -58,7 +65,7 @@ class Predictor:
         self.batch_size = batch_size
         self.bundle.model.eval()
         self.runtime = for_inference(bundle.model, precision=precision or bundle.info.get("precision", "float"))
-        self.precision = getattr(self.runtime, "precision", "float")
+        self.precision = self.runtime.precision
         lemmas = bundle.vocabs.labels.get(LEMMA)
         # Lemma heads predict edit scripts; a file that stores lemma strings (trained before) keeps them.
         self.lemma_scripts = lemmas is not None and all(is_script(label) for label in lemmas.itos)
@@ -66,6 +73,10 @@ class Predictor:
     @classmethod
     def load(cls, name: str | Path, **options: object) -> Predictor:
         return cls(load_tagger(name), **options)  # type: ignore[arg-type]
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self.bundle.model.capabilities
 
     @property
     def columns(self) -> list[str]:
@@ -76,9 +87,8 @@ class Predictor:
         results: list[Tagged | None] = [None] * len(sentences)
         labels = self.bundle.vocabs.labels
         with torch.no_grad():  # not inference_mode: CRF and HMM marginals use autograd
-            uses_chars = getattr(self.bundle.model, "uses_chars", True)
             for chunk in _chunks(sentences, self.batch_size):
-                batch = make_batch([sentences[i] for i in chunk], self.bundle.vocabs, chars=uses_chars)
+                batch = self.runtime.batch([sentences[i] for i in chunk], self.bundle.vocabs)
                 decoded = self.runtime.decode(batch)
                 decoded = {name: (ids.tolist(), probs.tolist()) for name, (ids, probs) in decoded.items()}
                 for row, index in enumerate(chunk):
@@ -94,17 +104,17 @@ class Predictor:
 
     def distributions(self, sentences: Sequence[Sentence]) -> list[dict[str, torch.Tensor]]:
         """Every column's full tag distribution, name -> (T, num_tags) per sentence (for distillation)."""
-        if not isinstance(self.runtime, (InferenceTagger, InferenceEnsemble)) or not all(
-            isinstance(head, SoftmaxHead) for head in self.runtime.heads.values()
-        ):
-            raise ValueError(
-                f"a {type(self.bundle.model).__name__} with {self.bundle.config.model.head} heads gives no per-token "
-                "tag distributions to learn from; use a softmax tagger or an ensemble as the teacher"
+        if not self.runtime.capabilities.distributions:
+            raise refuse(
+                self.runtime,
+                "distributions",
+                f"a {self.runtime.kind} model gives no per-token tag distributions to learn from; use a softmax "
+                "tagger or an ensemble as the teacher",
             )
         results: list[dict[str, torch.Tensor]] = [{} for _ in sentences]
         with torch.no_grad():
             for chunk in _chunks(sentences, self.batch_size):
-                batch = make_batch([sentences[i] for i in chunk], self.bundle.vocabs)
+                batch = self.runtime.batch([sentences[i] for i in chunk], self.bundle.vocabs)
                 probs = {name: scores.softmax(-1) for name, scores in self.runtime(batch).items()}
                 for row, index in enumerate(chunk):
                     n = len(sentences[index].words)
@@ -132,24 +142,24 @@ class Predictor:
         checked = [Sentence(_check_tokens(tokens, index)) for index, tokens in enumerate(sentences)]
         return [rows(sentence.words, tagged) for sentence, tagged in zip(checked, self.predict(checked), strict=True)]
 
-    def inspect(self, tokens: Sequence[str]) -> Trace:
+    def tag_text(self, text: str, *, segmenter: Segmenter = split_text) -> list[list[dict[str, object]]]:
+        """``tag_batch`` for raw text, split into sentences and tokens by ``segmenter`` (``segment.split_text``)."""
+        return self.tag_batch(segmenter(text))
+
+    def inspect(self, tokens: Sequence[str] | str) -> Trace:
         """Tags plus h, c and the four gates of every encoder layer and direction, for one sentence.
 
-        For an ensemble every member's encoder is traced, named ``members.K.encoder``.
+        ``tokens``: a list of words, or a string split on whitespace. For an ensemble every member's
+        encoder is traced, named ``members.K.encoder``.
         """
         model = self.bundle.model
-        if isinstance(model, Tagger):
-            encoders = [("encoder", model)]
-        elif isinstance(model, Ensemble):
-            encoders = [(f"members.{k}.encoder", member) for k, member in enumerate(model.members)]
-        else:
-            raise ValueError(
-                f"a {type(model).__name__} has no LSTM to inspect; inspect an LSTM tagger or language model"
-            )
-        sentence = Sentence(_check_tokens(tokens, 0, max_tokens=MAX_INSPECT_TOKENS))
-        batch = make_batch([sentence], self.bundle.vocabs)
+        if not model.capabilities.traced:
+            raise refuse(model, "traced", f"a {model.kind} model has no LSTM to inspect")
+        words = tokens.split() if isinstance(tokens, str) else tokens
+        sentence = Sentence(check_sentence(words, "the sentence", max_tokens=MAX_INSPECT_TOKENS))
+        batch = model.batch([sentence], self.bundle.vocabs)
         layers = []
-        for name, tagger in encoders:
+        for name, tagger in model.encoders():
             with torch.no_grad():
                 features = tagger.features(batch)  # (1, T, F): what the encoder reads
             _, _, traces = trace_lstm(tagger.encoder, features, lengths=batch.lengths, module=name)
@@ -167,8 +177,7 @@ class Predictor:
 
     def is_known(self, word: str) -> bool:
         """Whether a word was seen in training (in the form the model stores words)."""
-        vocabs = self.bundle.vocabs
-        return vocabs.lookup(word) in vocabs.words
+        return self.bundle.model.knows(word, self.bundle.vocabs)
 
     def evaluate(self, sentences: Sequence[Sentence]) -> dict[str, object]:
         """Accuracy (all, known, unknown words), per-tag P/R/F1, confusions and speed, per column."""
@@ -195,6 +204,11 @@ class Predictor:
             "tokens_per_second": tokens / seconds if seconds > 0 else 0.0,
         }
 
+    def score(self, sentences: Sequence[Sentence]) -> Score:
+        """Accuracy per column and their mean, over the columns ``sentences`` carry."""
+        columns = {name: column["accuracy"] for name, column in self.evaluate(sentences)["columns"].items()}
+        return Score(columns, sum(columns.values()) / len(columns))
+
 
 def rows(words: Sequence[str], tagged: Tagged) -> list[dict[str, object]]:
     """One dict per token: ``{"token", column: tag, column_prob: p, ...}`` (the API's and the service's shape)."""
@@ -218,21 +232,16 @@ class TokenStepper:
 
     def __init__(self, predictor: Predictor) -> None:
         model = predictor.bundle.model
-        if isinstance(model, Ensemble):
-            raise ValueError("an ensemble cannot be stepped token by token; step one unidirectional tagger")
-        if not isinstance(model, Tagger):
-            raise ValueError("only LSTM taggers can be stepped token by token")
-        if model.config.head == "crf":
-            raise ValueError(
-                "a CRF head chooses the best tag sequence for the whole sentence, so it cannot tag one token at a time"
-            )
+        if not model.capabilities.stepped:
+            raise refuse(model, "stepped", f"a {model.kind} model cannot be stepped token by token")
+        ((_, tagger),) = model.encoders()
         self.predictor = predictor
-        self.model = model
-        self.stepper = Stepper(model.encoder)  # raises for a bidirectional encoder, saying why
+        self.model = tagger
+        self.stepper = Stepper(tagger.encoder)
 
     def step(self, token: str) -> dict[str, object]:
         """Tag the next token given the ones before it: ``{"token", column: tag, column_prob: p}``."""
-        batch = make_batch([Sentence(_check_tokens([token], 0))], self.predictor.bundle.vocabs)
+        batch = self.model.batch([Sentence(check_sentence([token], "token"))], self.predictor.bundle.vocabs)
         with torch.no_grad():
             features = self.model.features(batch)[:, 0]  # (1, F)
             output = self.stepper.step(features)  # (1, H)

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from lstmtag.batch import Batch
+from lstmtag.contract import Capabilities, TaggingModel
 from lstmtag.embed import CharEncoder
 from lstmtag.ensemble import Ensemble, average
 from lstmtag.tagger import Tagger
@@ -116,15 +117,18 @@ class CharCache:
             self.table = table
 
 
-class InferenceTagger(nn.Module):
+class InferenceTagger(TaggingModel):
     """A trained ``Tagger`` for tagging only: padded mixed-length batches, cached char features.
 
     A snapshot: the encoder and output layers are copied, and the cached character features belong
     to the weights of the moment, so build a new one (a new ``Predictor``) after changing the weights.
     """
 
+    kind = "tagger"
+
     def __init__(self, tagger: Tagger, *, precision: str = "float") -> None:
         super().__init__()
+        self.declared, self.refused = tagger.capabilities, tagger.refusals
         self.words = tagger.embedder.words
         self.encoder = PaddedEncoder(tagger.encoder)
         self.outputs = copy.deepcopy(tagger.outputs)
@@ -133,6 +137,14 @@ class InferenceTagger(nn.Module):
         self.dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32  # the encoder's input
         chars = tagger.embedder.chars
         self.chars = CharCache(chars, dtype=self.dtype) if chars is not None else None
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self.declared
+
+    @property
+    def refusals(self) -> dict[str, str]:
+        return self.refused
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Emissions per column: name -> (B, T, num_tags), float32."""
@@ -149,14 +161,25 @@ class InferenceTagger(nn.Module):
         return {name: self.heads[name].decode(emissions[name], batch.mask) for name in emissions}
 
 
-class InferenceEnsemble(nn.Module):
+class InferenceEnsemble(TaggingModel):
     """An ``Ensemble`` whose members are ``InferenceTagger``s: log of the mean probabilities."""
+
+    kind = "ensemble"
 
     def __init__(self, ensemble: Ensemble, *, precision: str = "float") -> None:
         super().__init__()
+        self.declared, self.refused = ensemble.capabilities, ensemble.refusals
         self.members = nn.ModuleList([InferenceTagger(m, precision=precision) for m in ensemble.members])
         self.heads = ensemble.heads
         self.precision = self.members[0].precision
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self.declared
+
+    @property
+    def refusals(self) -> dict[str, str]:
+        return self.refused
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         return average([member(batch) for member in self.members])
@@ -167,15 +190,9 @@ class InferenceEnsemble(nn.Module):
         return {name: self.heads[name].decode(emissions[name], batch.mask) for name in emissions}
 
 
-def for_inference(model: nn.Module, *, precision: str = "float") -> nn.Module:
-    """The fast inference form of a neural tagger or ensemble; other models are returned as they are."""
+def check_precision(precision: str) -> None:
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if isinstance(model, Tagger):
-        return InferenceTagger(model, precision=precision).eval()
-    if isinstance(model, Ensemble):
-        return InferenceEnsemble(model, precision=precision).eval()
-    return model
 
 
 def _reduce(tagger: InferenceTagger, precision: str) -> str:

@@ -8,10 +8,10 @@ one-by-one predictions, every response is exactly what the request would get alo
 from __future__ import annotations
 
 import asyncio
-import re
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
@@ -24,31 +24,9 @@ from starlette.middleware.base import BaseHTTPMiddleware
 
 from lstmtag import memory
 from lstmtag.data import Sentence
-from lstmtag.ensemble import Ensemble
-from lstmtag.limits import MAX_INSPECT_TOKENS, MAX_JSON_DEPTH, json_depth, sentence_problem
+from lstmtag.limits import MAX_INSPECT_TOKENS, MAX_JSON_DEPTH, TokenError, check_sentence, json_depth
 from lstmtag.predict import Predictor, Tagged, rows
-from lstmtag.tagger import Tagger
-
-TOKEN = re.compile(
-    r"n't\b|'(?:s|re|ve|ll|d|m)\b|\w+?(?=n't\b)|\w+(?:[-.]\w+|'(?!(?:s|re|ve|ll|d|m)\b)\w+)*|[^\w\s]", re.IGNORECASE
-)
-SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-
-
-def tokenize_text(text: str) -> list[list[str]]:
-    """A simple, documented tokenizer for raw text.
-
-    Sentences end after ``.``, ``!`` or ``?`` followed by whitespace. Tokens are runs of letters and
-    digits (keeping inner hyphens, dots and apostrophes: ``e-mail``, ``U.S``, ``o'clock``), each other
-    non-space character alone, and the clitics ``n't``, ``'s``, ``'re``, ``'ve``, ``'ll``, ``'d``,
-    ``'m`` split off as UD English does (``don't`` -> ``do n't``).
-    """
-    sentences = []
-    for chunk in SENTENCE_END.split(text.strip()):
-        tokens = TOKEN.findall(chunk)
-        if tokens:
-            sentences.append(tokens)
-    return sentences
+from lstmtag.segment import DEFAULT as split_text
 
 
 @dataclass(frozen=True)
@@ -168,13 +146,29 @@ def _check_text(text: str | None, field: str) -> None:
             ) from None
 
 
-def _check_tokens(tokens: list[str], where: str, max_tokens: int) -> None:
-    """A 422 naming the first token that breaks a rule of ``limits`` (empty, too long, a lone surrogate)."""
-    problem = sentence_problem(tokens, max_tokens=max_tokens)
-    if problem is not None:
-        position, message = problem
-        field = where if position is None else f"{where}.{position}"
-        raise HTTPException(422, {"error": f"{field}: {message}", "field": field})
+def _check_tokens(tokens: list[str], where: str, max_tokens: int, *, too_large: int = 413) -> None:
+    """A 422 naming the first token that breaks a rule of ``limits`` (empty, too long, a lone surrogate).
+
+    A sentence over ``max_tokens`` gets the status ``too_large``.
+    """
+    try:
+        check_sentence(tokens, where, max_tokens=max_tokens)
+    except TokenError as error:
+        status = too_large if error.too_large else 422
+        raise HTTPException(status, {"error": f"{error.field}: {error.message}", "field": error.field}) from None
+
+
+def model_spec(spec: str) -> tuple[str, str]:
+    """``NAME=PATH`` -> (NAME, PATH); a bare path is named by its file name (``m.safetensors`` -> ``m``)."""
+    if "=" in spec:
+        name, _, path = spec.rpartition("=")
+        return name, path
+    return Path(spec).name.removesuffix(".safetensors"), spec
+
+
+def load_predictors(specs: list[str], *, precision: str | None = None) -> dict[str, Predictor]:
+    """The models ``lstmtag serve --model`` names (``en``, ``PATH`` or ``NAME=PATH``), in order."""
+    return {name: Predictor.load(path, precision=precision) for name, path in map(model_spec, specs)}
 
 
 def create_app(predictors: dict[str, Predictor], limits: Limits | None = None) -> FastAPI:
@@ -227,7 +221,7 @@ def create_app(predictors: dict[str, Predictor], limits: Limits | None = None) -
         if (request.sentences is None) == (request.text is None):
             raise HTTPException(422, {"error": "give exactly one of 'sentences' or 'text'", "field": "sentences"})
         _check_text(request.text, "text")
-        sentences = request.sentences if request.sentences is not None else tokenize_text(request.text or "")
+        sentences = request.sentences if request.sentences is not None else split_text(request.text or "")
         if not sentences:
             raise HTTPException(
                 422, {"error": "no tokens to tag", "field": "text" if request.text is not None else "sentences"}
@@ -237,12 +231,7 @@ def create_app(predictors: dict[str, Predictor], limits: Limits | None = None) -
                 413, {"error": f"over {limits.max_sentences} sentences in one request", "field": "sentences"}
             )
         for index, tokens in enumerate(sentences):
-            where = f"sentences.{index}"
-            if not tokens:
-                raise HTTPException(422, {"error": f"{where}: empty sentence", "field": where})
-            if len(tokens) > limits.max_tokens:
-                raise HTTPException(413, {"error": f"{where}: over {limits.max_tokens} tokens", "field": where})
-            _check_tokens(tokens, where, limits.max_tokens)
+            _check_tokens(tokens, f"sentences.{index}", limits.max_tokens)
         return sentences
 
     @app.post("/tag")
@@ -261,12 +250,9 @@ def create_app(predictors: dict[str, Predictor], limits: Limits | None = None) -
             raise HTTPException(422, {"error": "give exactly one of 'tokens' or 'text'", "field": "tokens"})
         _check_text(request.text, "text")
         tokens = (
-            request.tokens if request.tokens is not None else [t for s in tokenize_text(request.text or "") for t in s]
+            request.tokens if request.tokens is not None else [t for s in split_text(request.text or "") for t in s]
         )
-        most = min(limits.max_tokens, MAX_INSPECT_TOKENS)
-        if not tokens or len(tokens) > most:
-            raise HTTPException(422, {"error": f"need 1 to {most} non-empty tokens", "field": "tokens"})
-        _check_tokens(tokens, "tokens", most)
+        _check_tokens(tokens, "tokens", min(limits.max_tokens, MAX_INSPECT_TOKENS), too_large=422)
         try:
             trace = await asyncio.get_running_loop().run_in_executor(executor, predictors[name].inspect, tokens)
         except ValueError as error:
@@ -283,7 +269,7 @@ def create_app(predictors: dict[str, Predictor], limits: Limits | None = None) -
                     "name": name,
                     "columns": p.columns,
                     "kind": p.bundle.config.model.kind,
-                    "inspectable": isinstance(p.bundle.model, (Tagger, Ensemble)),
+                    "inspectable": p.capabilities.traced,
                     "members": len(p.bundle.info.get("members", [None])),
                     "dev_accuracy": p.bundle.info.get("dev_accuracy"),
                 }

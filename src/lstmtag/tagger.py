@@ -14,8 +14,10 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from lstmtag.batch import Batch
 from lstmtag.config import ModelConfig
+from lstmtag.contract import Capabilities, TaggingModel
 from lstmtag.crf import CRF
 from lstmtag.embed import WordCharEmbedder
+from lstmtag.metrics import is_bio
 
 
 class SoftmaxHead(nn.Module):
@@ -37,8 +39,10 @@ class SoftmaxHead(nn.Module):
         return tags.masked_fill(~mask, 0), best.exp().masked_fill(~mask, 0.0)
 
 
-class Tagger(nn.Module):
+class Tagger(TaggingModel):
     """Sequence labeller over padded batches; ``forward`` returns emissions for every column."""
+
+    kind = "tagger"
 
     def __init__(self, config: ModelConfig, *, num_words: int, num_chars: int, labels: dict[str, list[str]]) -> None:
         super().__init__()
@@ -63,9 +67,7 @@ class Tagger(nn.Module):
         self.outputs = nn.ModuleDict({name: nn.Linear(out_size, len(tags)) for name, tags in labels.items()})
         self.heads = nn.ModuleDict(
             {
-                name: CRF(len(tags), labels=tags, constrain_bio=_looks_bio(tags))
-                if config.head == "crf"
-                else SoftmaxHead()
+                name: CRF(len(tags), labels=tags, constrain_bio=is_bio(tags)) if config.head == "crf" else SoftmaxHead()
                 for name, tags in labels.items()
             }
         )
@@ -100,6 +102,35 @@ class Tagger(nn.Module):
         emissions = self(batch)
         return {name: self.heads[name].decode(emissions[name], batch.mask) for name in emissions}
 
+    @property
+    def capabilities(self) -> Capabilities:
+        return capabilities(self.config)
 
-def _looks_bio(tags: list[str]) -> bool:
-    return any(t.startswith(("B-", "I-")) for t in tags) and all(t == "O" or t[:2] in ("B-", "I-") for t in tags)
+    @property
+    def refusals(self) -> dict[str, str]:
+        return {
+            "stepped": "a CRF head chooses the best tag sequence for the whole sentence, so it cannot tag one token "
+            "at a time"
+            if self.config.head == "crf"
+            else "a bidirectional encoder reads the tokens to come, so it cannot tag one token at a time",
+            "exported": "model.proj_size > 0: the ONNX LSTM op has no projection, so this model cannot be exported",
+            "distributions": f"a tagger with {self.config.head} heads gives no per-token tag distributions to learn "
+            "from; use a softmax tagger or an ensemble as the teacher",
+        }
+
+    def encoders(self) -> list[tuple[str, Tagger]]:
+        return [("encoder", self)]
+
+
+def capabilities(config: ModelConfig) -> Capabilities:
+    """What an LSTM tagger of these settings can do."""
+    softmax = config.head == "softmax"
+    return Capabilities(
+        tags=True,
+        uses_chars=config.char_hidden > 0,
+        traced=True,
+        stepped=softmax and not config.bidirectional,
+        exported=not config.proj_size,
+        distributions=softmax,
+        trained=True,
+    )

@@ -19,12 +19,12 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from lstmtag import checkpoint, distill
-from lstmtag.batch import Vocabs, bucketed, make_batch, word_key
+from lstmtag.batch import Vocabs, bucketed, make_batch
 from lstmtag.config import Config
 from lstmtag.data import Sentence
 from lstmtag.lemma import COLUMN as LEMMA
 from lstmtag.lemma import with_scripts
-from lstmtag.models import TaggerBundle, build_tagger, save_tagger
+from lstmtag.models import TaggerBundle, build_tagger, for_config, save_tagger
 from lstmtag.predict import Predictor
 from lstmtag.vocab import Vocab
 
@@ -60,8 +60,7 @@ resume_path = checkpoint.state_path  # where ``train_tagger`` keeps its training
 
 def build_vocabs(sentences: Sequence[Sentence], config: Config) -> Vocabs:
     """Vocabularies from the training data; words below ``min_word_count`` map to <unk>."""
-    word_form = "exact" if config.model.kind == "hmm" else "key"
-    lookup = (lambda w: w) if word_form == "exact" else word_key
+    lookup = for_config(config).word_key
     word_counts = Counter(lookup(w) for s in sentences for w in s.words)
     char_counts = Counter(ch for s in sentences for w in s.words for ch in w)
     words = Vocab.from_counts(word_counts, min_count=config.data.min_word_count)
@@ -69,15 +68,14 @@ def build_vocabs(sentences: Sequence[Sentence], config: Config) -> Vocabs:
     for name in config.data.columns:
         counts = Counter(t for s in sentences for t in s.labels[name] if t)  # "": no class (lemma.with_scripts)
         labels[name] = Vocab.from_counts(counts, specials=False)
-    vocabs = Vocabs(words, Vocab.from_counts(char_counts), labels, word_form=word_form)
+    vocabs = Vocabs(words, Vocab.from_counts(char_counts), labels)
     vocabs.word_counts = [0, 0] + [word_counts[w] for w in words.itos[2:]]
     return vocabs
 
 
 def _evaluate(bundle: TaggerBundle, dev: Sequence[Sentence]) -> float:
     """Mean accuracy over the label columns: the early-stopping score."""
-    columns = Predictor(bundle).evaluate(dev)["columns"]
-    return sum(c["accuracy"] for c in columns.values()) / len(columns)
+    return Predictor(bundle).score(dev).mean
 
 
 def train_tagger(
@@ -105,7 +103,7 @@ def train_tagger(
     torch.manual_seed(settings.seed)
     rng = random.Random(settings.seed)
     if LEMMA in config.data.columns:
-        if config.model.kind != "lstm" or config.model.head != "softmax":
+        if not for_config(config).declared(config).distributions:
             raise ValueError("a lemma column needs an LSTM tagger with softmax heads (it predicts edit scripts)")
         train = with_scripts(train)
     vocabs = build_vocabs(train, config)
@@ -116,7 +114,7 @@ def train_tagger(
         distill.check_student(model)
         targets = dict(zip(map(id, train), distill.teacher_targets(teacher, train, vocabs), strict=True))
 
-    if config.model.kind == "hmm":  # counted, not trained: one pass, then score on dev
+    if not model.capabilities.trained:  # an HMM is counted: one pass, then score on dev
         started = time.perf_counter()
         model.fit(train, vocabs)
         bundle = TaggerBundle(model, vocabs, config, {**info, "train_seconds": time.perf_counter() - started})

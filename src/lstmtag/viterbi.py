@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import torch
 
+IMPOSSIBLE = -1e4  # log-score of an impossible event (CRF and HMM): finite, so masked sums never turn into NaN
+
 
 def viterbi(
     emissions: torch.Tensor,
