@@ -16,7 +16,7 @@ def test_resume_continues_exactly_where_training_stopped(sample, tmp_path):
     interrupted = tmp_path / "interrupted.safetensors"
 
     def kill_after_first_epoch(progress):
-        if progress.event == "epoch":
+        if progress.event == "eval":
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):

@@ -101,5 +101,20 @@ class Tagger(nn.Module):
         return {name: self.heads[name].decode(emissions[name], batch.mask) for name in emissions}
 
 
+class TaggerLoss(nn.Module):
+    """The training objective, ``forward(batch) -> loss``: what the loop calls and DDP wraps.
+
+    A module of its own because ``Tagger.forward`` gives emissions, which inference needs; calling
+    the objective through DDP's ``forward`` is what makes DDP average the gradients.
+    """
+
+    def __init__(self, tagger: Tagger) -> None:
+        super().__init__()
+        self.tagger = tagger
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        return self.tagger.loss(batch)
+
+
 def _looks_bio(tags: list[str]) -> bool:
     return any(t.startswith(("B-", "I-")) for t in tags) and all(t == "O" or t[:2] in ("B-", "I-") for t in tags)
