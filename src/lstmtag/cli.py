@@ -271,7 +271,9 @@ def _workers():
     report = console if context.main else Console(stderr=True, quiet=True)
     try:
         yield report, context.world
-    except dist.DistError as error:
+    except RuntimeError as error:
+        if not distributed.lost_peer(error):
+            raise
         raise ValueError(f"rank {context.rank}: lost the other workers ({str(error).splitlines()[0]})") from None
     finally:
         distributed.teardown()

@@ -76,8 +76,7 @@ def wrap(objective: nn.Module, context: Context) -> nn.Module:
     """DDP around the objective when there are several workers: its ``forward`` then syncs gradients."""
     if context.world == 1:
         return objective
-    # The objective may hold state outside its parameters (the LM's carried h, c): never broadcast it.
-    return DistributedDataParallel(objective, broadcast_buffers=False)
+    return DistributedDataParallel(objective)
 
 
 def share(count: int, context: Context) -> slice:
@@ -139,6 +138,11 @@ def digest(*parts: object) -> str:
         hasher.update(part if isinstance(part, bytes) else repr(part).encode())
         hasher.update(b"\x00")
     return hasher.hexdigest()
+
+
+def lost_peer(error: BaseException) -> bool:
+    """True for an error of the link between workers (a peer died or timed out), not of the model."""
+    return isinstance(error, dist.DistError) or (isinstance(error, RuntimeError) and "gloo" in str(error))
 
 
 def free_port() -> int:
