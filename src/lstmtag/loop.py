@@ -216,6 +216,7 @@ def fit(
                 stop = _evaluate(task, settings, evaluated, out, run, started, optimizer, averaged, context)
                 rng = _reseed(settings.seed, run["step"], context)
                 last_evaluated = run["step"]
+                report = _Window()  # tokens/s counts training steps, not the dev scoring
                 objective.train()
                 if on_progress is not None and context.main:
                     on_progress(_eval_progress(settings, run, epoch, index + 1, per_epoch))
