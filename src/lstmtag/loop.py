@@ -213,7 +213,7 @@ def fit(
                 )
             due = settings.eval_every > 0 and run["step"] % settings.eval_every == 0
             if due or run["step"] == total or (settings.eval_every == 0 and index + 1 == per_epoch):
-                stop = _evaluate(task, settings, evaluated, out, run, started, optimizer, averaged, context)
+                stop = _evaluate(task, settings, config, evaluated, out, run, started, optimizer, averaged, context)
                 rng = _reseed(settings.seed, run["step"], context)
                 last_evaluated = run["step"]
                 report = _Window()  # tokens/s counts training steps, not the dev scoring
@@ -224,7 +224,7 @@ def fit(
                     stopped_by = "patience"
                     break
     if run["step"] > last_evaluated:  # stopped by the clock between evaluations
-        _evaluate(task, settings, evaluated, out, run, started, optimizer, averaged, context)
+        _evaluate(task, settings, config, evaluated, out, run, started, optimizer, averaged, context)
         if on_progress is not None and context.main:
             epoch = (run["step"] - 1) // per_epoch + 1
             on_progress(_eval_progress(settings, run, epoch, (run["step"] - 1) % per_epoch + 1, per_epoch))
@@ -261,7 +261,7 @@ def _reseed(seed: int, step: int, context: Context) -> random.Random:
     return random.Random(value)
 
 
-def _evaluate(task, settings, evaluated, out, run, started, optimizer, averaged, context) -> bool:
+def _evaluate(task, settings, config, evaluated, out, run, started, optimizer, averaged, context) -> bool:
     """Score on dev (rank 0, shared with all), keep the best model, write the resume state; True: stop."""
     score = task.evaluate(evaluated) if context.main else 0.0
     score, elapsed = distributed.broadcast_floats([score, time.perf_counter() - started], context)
@@ -285,17 +285,12 @@ def _evaluate(task, settings, evaluated, out, run, started, optimizer, averaged,
             modules["carried"] = _Holder(carried)
         checkpoint.save_training_state(
             checkpoint.state_path(out),
-            config=_config_of(task),
+            config=config,
             modules=modules,
             optimizer=optimizer,
             info={"format": FORMAT, "run": run},
         )
     return settings.patience > 0 and run["bad_evaluations"] >= settings.patience
-
-
-def _config_of(task: Task) -> dict[str, Any]:
-    config = getattr(task, "config", None)
-    return config.to_dict() if config is not None else {}
 
 
 def _restore(path: Path, task: Task, model, optimizer, averaged, run: dict, context: Context) -> None:
