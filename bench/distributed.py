@@ -9,7 +9,9 @@ budget in each configuration, scoring on EWT dev after every epoch, and reports:
 
 Configurations: 1 worker x 32 sentences a batch; 2 workers x 32 (global batch 64: the usual way to
 scale out, more tokens per step); 2 workers x 16 (global batch 32: the same optimisation as 1 worker,
-only faster if the split pays). The workers are started by torch.multiprocessing and run the same
+only faster if the split pays); and, as a control, 2 separate 1-worker runs side by side with no
+communication at all: what two processes get of this machine's cores, the ceiling for DDP here.
+The workers are started by torch.multiprocessing and run the same
 loop as ``torchrun -m lstmtag train`` (loop.py, distributed.py).
 """
 
@@ -30,42 +32,57 @@ import torch.multiprocessing as mp
 from common import SHARED, machine, write
 
 EWT = SHARED / "ud" / "en_ewt"
-CONFIGS = [(1, 32), (2, 64), (2, 32)]  # (workers, global batch in sentences)
+# (workers, global batch in sentences, joined by DDP); the last is a control: 2 separate 1-worker runs
+# side by side, no communication, to show what 2 processes get of this machine's cores at all.
+CONFIGS = [(1, 32, True), (2, 64, True), (2, 32, True), (2, 32, False)]
 
 
-def worker(rank: int, world: int, store: str, batch: int, minutes: float, folder: str) -> None:
-    """One rank: train under the budget; rank 0 records every progress report to a JSON file."""
+def worker(rank: int, world: int, store: str, batch: int, minutes: float, folder: str, joined: bool) -> None:
+    """One rank: train under the budget and record every progress report to a JSON file."""
     from lstmtag.config import load_config
     from lstmtag.data import load_labelled
     from lstmtag.train import train_tagger
 
     torch.set_num_threads(1)
-    if world > 1:
+    if joined and world > 1:
         dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
-    config = load_config(
-        Path(__file__).resolve().parents[1] / "configs" / "pos.toml",
-        [f"train.batch_size={batch}", f"train.max_minutes={minutes}", "train.threads=1"],
-    )
+    # No averaged weights: at 0.999 they lag far behind in a few-minute run and hide the progress.
+    settings = [f"train.batch_size={batch}", f"train.max_minutes={minutes}", "train.threads=1", "train.ema=0.0"]
+    config = load_config(Path(__file__).resolve().parents[1] / "configs" / "pos.toml", settings)
     columns = config.data.columns
     train = load_labelled(EWT / "en_ewt-ud-train.conllu", "conllu", columns)
     dev = load_labelled(EWT / "en_ewt-ud-dev.conllu", "conllu", columns)
     events: list[dict] = []
-    result = train_tagger(
-        train, dev, config, Path(folder) / "model.safetensors", on_progress=lambda p: events.append(vars(p))
-    )
-    if rank == 0:
+    out = Path(folder) / f"model-{rank if not joined else 0}.safetensors"
+    result = train_tagger(train, dev, config, out, on_progress=lambda p: events.append(vars(p)))
+    if rank == 0 or not joined:
         payload = {"events": events, "result": vars(result), "tokens": sum(len(s.words) for s in train)}
-        (Path(folder) / "events.json").write_text(json.dumps(payload))
-    if world > 1:
+        (Path(folder) / f"events-{rank}.json").write_text(json.dumps(payload))
+    if joined and world > 1:
         dist.destroy_process_group()
 
 
-def measure(world: int, batch: int, minutes: float) -> dict:
+def measure(world: int, batch: int, minutes: float, joined: bool) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         started = time.perf_counter()
         load = os.getloadavg()[0]
-        mp.spawn(worker, args=(world, f"{folder}/store", batch, minutes, folder), nprocs=world, join=True)
-        payload = json.loads((Path(folder) / "events.json").read_text())
+        mp.spawn(worker, args=(world, f"{folder}/store", batch, minutes, folder, joined), nprocs=world, join=True)
+        payloads = [json.loads(path.read_text()) for path in sorted(Path(folder).glob("events-*.json"))]
+    runs = [_summary(payload) for payload in payloads]
+    row = {**runs[0], "tokens_per_second": sum(r["tokens_per_second"] for r in runs)}  # all workers together
+    return {
+        "workers": world,
+        "joined": joined,
+        "global_batch": batch if joined else batch * world,
+        "per_worker_batch": batch // world if joined else batch,
+        **row,
+        "wall_seconds": time.perf_counter() - started,
+        "load_average_before": load,
+    }
+
+
+def _summary(payload: dict) -> dict:
+    """Tokens/s, seconds per epoch and dev accuracy of one run (rank 0's reports)."""
     steps = [e for e in payload["events"] if e["event"] == "step"]
     evals = [e for e in payload["events"] if e["event"] == "eval"]
     result = payload["result"]
@@ -73,9 +90,6 @@ def measure(world: int, batch: int, minutes: float) -> dict:
     epochs = [b - a for a, b in zip([0.0, *ends], ends, strict=False)]
     tokens_per_second = statistics.median(e["tokens_per_second"] for e in steps[1:] or steps)
     return {
-        "workers": world,
-        "global_batch": batch,
-        "per_worker_batch": batch // world,
         "tokens_per_second": tokens_per_second,
         "seconds_per_epoch": statistics.median(epochs) if epochs else None,  # None: no whole epoch in the budget
         "seconds_per_epoch_from_tokens": payload["tokens"] / tokens_per_second,
@@ -83,9 +97,14 @@ def measure(world: int, batch: int, minutes: float) -> dict:
         "dev_by_epoch": [round(e["score"], 4) for e in evals],
         "best_dev_accuracy": result["best_accuracy"],
         "stopped_by": result["stopped_by"],
-        "wall_seconds": time.perf_counter() - started,
-        "load_average_before": load,
     }
+
+
+def _label(row: dict) -> str:
+    label = f"{row['workers']} x {row['per_worker_batch']}"
+    if not row["joined"]:
+        return label + " separate runs, no DDP (control; first run's epochs and accuracy)"
+    return label + f" (global batch {row['global_batch']})"
 
 
 def _epoch_seconds(row: dict) -> str:
@@ -98,7 +117,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=3.0, help="training budget per configuration")
     args = parser.parse_args()
-    rows = [measure(world, batch, args.minutes) for world, batch in CONFIGS]
+    rows = [measure(world, batch, args.minutes, joined) for world, batch, joined in CONFIGS]
     single = rows[0]["tokens_per_second"]
     for row in rows:
         row["scaling_efficiency"] = row["tokens_per_second"] / (row["workers"] * single)
@@ -107,7 +126,7 @@ def main() -> None:
         "| best dev accuracy (mean of UPOS, XPOS) |\n| --- | --- | --- | --- | --- | --- |"
     )
     lines = [
-        f"| {r['workers']} x {r['per_worker_batch']} | {r['tokens_per_second']:,.0f} | {r['scaling_efficiency']:.0%} "
+        f"| {_label(r)} | {r['tokens_per_second']:,.0f} | {r['scaling_efficiency']:.0%} "
         f"| {_epoch_seconds(r)} | {r['epochs']} | {r['best_dev_accuracy']:.2%} |"
         for r in rows
     ]
@@ -118,7 +137,8 @@ def main() -> None:
             header,
             *lines,
             "",
-            f"EWT train/dev, configs/pos.toml, {args.minutes:g} min per configuration, one thread per worker. "
+            f"EWT train/dev, configs/pos.toml without averaged weights (train.ema=0), {args.minutes:g} min per "
+            f"configuration, one thread per worker. "
             f"Measured {info['date']} on {info['cpu']} ({info['cores']} cores), torch {info['torch']}, by "
             f"`nice -n 10 python bench/distributed.py --minutes {args.minutes:g}`; load average before each "
             f"configuration: {loads} (the machine was shared).",
