@@ -55,11 +55,29 @@ def worker(rank: int, world: int, store: str, batch: int, minutes: float, folder
     events: list[dict] = []
     out = Path(folder) / f"model-{rank if not joined else 0}.safetensors"
     result = train_tagger(train, dev, config, out, on_progress=lambda p: events.append(vars(p)))
+    all_reduce = _all_reduce_seconds(config, train) if joined and world > 1 else None
     if rank == 0 or not joined:
         payload = {"events": events, "result": vars(result), "tokens": sum(len(s.words) for s in train)}
+        payload["all_reduce_seconds"] = all_reduce
         (Path(folder) / f"events-{rank}.json").write_text(json.dumps(payload))
     if joined and world > 1:
         dist.destroy_process_group()
+
+
+def _all_reduce_seconds(config, train) -> float:
+    """Median time of one gloo all-reduce of a gradient the size of the model's (what DDP adds per step)."""
+    from lstmtag.models import build_tagger
+    from lstmtag.train import build_vocabs
+
+    model = build_tagger(config, build_vocabs(train, config))
+    gradient = torch.zeros(sum(p.numel() for p in model.parameters()))
+    dist.barrier()
+    times = []
+    for _ in range(20):
+        started = time.perf_counter()
+        dist.all_reduce(gradient)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
 
 
 def measure(world: int, batch: int, minutes: float, joined: bool) -> dict:
@@ -89,8 +107,11 @@ def _summary(payload: dict) -> dict:
     ends = [e["elapsed"] for e in evals if e["step"] == e["steps"]]  # evaluations at the end of an epoch
     epochs = [b - a for a, b in zip([0.0, *ends], ends, strict=False)]
     tokens_per_second = statistics.median(e["tokens_per_second"] for e in steps[1:] or steps)
+    tokens_per_step = payload["tokens"] / steps[0]["steps"]
     return {
         "tokens_per_second": tokens_per_second,
+        "ms_per_step": 1000 * tokens_per_step / tokens_per_second,
+        "all_reduce_ms": payload["all_reduce_seconds"] * 1000 if payload["all_reduce_seconds"] else None,
         "seconds_per_epoch": statistics.median(epochs) if epochs else None,  # None: no whole epoch in the budget
         "seconds_per_epoch_from_tokens": payload["tokens"] / tokens_per_second,
         "epochs": result["epochs_run"],
@@ -105,6 +126,11 @@ def _label(row: dict) -> str:
     if not row["joined"]:
         return label + " separate runs, no DDP (control; first run's epochs and accuracy)"
     return label + f" (global batch {row['global_batch']})"
+
+
+def _step(row: dict) -> str:
+    reduce = f" ({row['all_reduce_ms']:.0f})" if row["all_reduce_ms"] is not None else ""
+    return f"{row['ms_per_step']:.0f}{reduce}"
 
 
 def _epoch_seconds(row: dict) -> str:
@@ -122,11 +148,12 @@ def main() -> None:
     for row in rows:
         row["scaling_efficiency"] = row["tokens_per_second"] / (row["workers"] * single)
     header = (
-        "| workers x batch | tokens/s (training) | scaling efficiency | s per epoch (with dev) | epochs begun "
-        "| best dev accuracy (mean of UPOS, XPOS) |\n| --- | --- | --- | --- | --- | --- |"
+        "| workers x batch | tokens/s (training) | scaling efficiency | ms per step (of which gradient all-reduce) "
+        "| s per epoch (with dev) | epochs begun | best dev accuracy (mean of UPOS, XPOS) |\n"
+        "| --- | --- | --- | --- | --- | --- | --- |"
     )
     lines = [
-        f"| {_label(r)} | {r['tokens_per_second']:,.0f} | {r['scaling_efficiency']:.0%} "
+        f"| {_label(r)} | {r['tokens_per_second']:,.0f} | {r['scaling_efficiency']:.0%} | {_step(r)} "
         f"| {_epoch_seconds(r)} | {r['epochs']} | {r['best_dev_accuracy']:.2%} |"
         for r in rows
     ]
