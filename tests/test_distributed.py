@@ -215,6 +215,25 @@ def test_a_taken_port_is_a_clear_error(tmp_path):
     assert f"port {port} is taken" in output
 
 
+@pytest.mark.slow  # about 20 s
+def test_language_model_under_torchrun_with_c10d_rendezvous(tmp_path):
+    """The multi-machine form of the command (rendezvous through c10d), on one machine."""
+    from lstmtag.distributed import free_port
+
+    (tmp_path / "text.txt").write_text(TEXT, encoding="utf-8")
+    out = tmp_path / "lm.safetensors"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2"]
+    command += ["--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{free_port()}", "-m", "lstmtag"]
+    command += ["lm", "train", "--text", str(tmp_path / "text.txt"), "--out", str(out)]
+    command += [f"--set={s}" for s in LM_TINY]
+    job = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
+    assert job.returncode == 0, job.stderr
+    assert job.stderr.count("best valid loss") == 1  # rank 0 alone reports
+    assert checkpoint.read(out).info["workers"] == 2
+    assert checkpoint.read(checkpoint.state_path(out)).tensors["carried.h"].shape[1] == 5
+
+
 @pytest.mark.slow
 def test_two_workers_train_on_an_ewt_slice_write_one_model_and_evaluate(tmp_path):
     if not EWT.is_dir():
