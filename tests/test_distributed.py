@@ -126,6 +126,33 @@ def test_ranks_given_different_training_data_stop_with_a_clear_error(tmp_path):
     assert not (tmp_path / "m.safetensors").exists()
 
 
+def _distill_worker(rank, world, store, out, teacher_file):
+    from lstmtag.data import load_labelled
+    from lstmtag.predict import Predictor
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+    try:
+        sample = load_labelled(DATA / "ewt_sample.conllu", "conllu", ["upos", "xpos"])
+        teacher = Predictor.load(teacher_file)
+        train_tagger(sample[:16], sample[:6], tiny_config(*FEW), out, teacher=teacher, distill_weight=0.7)
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow  # about 20 s
+def test_distillation_on_two_workers_gives_the_weights_of_one(sample, tmp_path):
+    from lstmtag.predict import Predictor
+
+    teacher = tmp_path / "teacher.safetensors"
+    train_tagger(sample[16:40], sample[:6], tiny_config("train.epochs=2", "train.seed=7"), teacher)
+    one = tmp_path / "one.safetensors"
+    train_tagger(sample[:16], sample[:6], tiny_config(*FEW), one, teacher=Predictor.load(teacher), distill_weight=0.7)
+    two = tmp_path / "two.safetensors"
+    _spawn(_distill_worker, tmp_path, two, teacher)
+    _assert_close(_weights(one), _weights(two), 1e-5)
+
+
 def _lm_worker(rank, world, store, out, kill_after_eval):
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
