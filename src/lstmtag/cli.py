@@ -189,34 +189,14 @@ def _train(
         if teacher is not None:
             report.print(f"teacher: {teacher.columns}; computing its tag distributions on train")
         command = "lstmtag " + " ".join(sys.argv[1:])
-        with Progress(
-            TextColumn("epoch {task.fields[epoch]}"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total}"),
-            TextColumn("loss {task.fields[loss]:.4f}  {task.fields[speed]:,.0f} tok/s  dev {task.fields[dev]}"),
-            TimeElapsedColumn(),
-            console=report,
-            transient=False,
-        ) as bar:
-            task = bar.add_task("train", total=1, epoch=0, loss=0.0, speed=0.0, dev="-")
 
-            def show(progress) -> None:
-                if progress.event == "eval":
-                    bar.update(task, dev=f"{progress.score:.4f} (best {progress.best_score:.4f})")
-                    bar.console.print(
-                        f"epoch {progress.epoch}: dev {progress.score:.4f}  "
-                        f"best {progress.best_score:.4f}  {progress.elapsed / 60:.1f} min"
-                    )
-                else:
-                    bar.update(
-                        task,
-                        completed=progress.step,
-                        total=progress.steps,
-                        epoch=progress.epoch,
-                        loss=progress.loss,
-                        speed=progress.tokens_per_second,
-                    )
+        def describe(progress) -> str:
+            return (
+                f"epoch {progress.epoch}: dev {progress.score:.4f}  best {progress.best_score:.4f}  "
+                f"{progress.elapsed / 60:.1f} min"
+            )
 
+        with _training_display(report, lambda loss: f"{loss:.4f}", describe) as show:
             info = {"command": command, "train_file": str(train_file)}
             if workers > 1:
                 info["workers"] = workers
@@ -238,6 +218,39 @@ def _train(
             f"stopped by {result.stopped_by} after {result.seconds / 60:.1f} min; model: {out_file}"
             + (f"; {workers} workers" if workers > 1 else "")
         )
+
+
+@contextlib.contextmanager
+def _training_display(report: Console, loss_text, describe):
+    """The one live display of every trainer; yields the ``on_progress`` callback for the loop.
+
+    A bar over the epoch's steps with the loss, tokens/s and the last dev score, and a line per evaluation.
+    """
+    with Progress(
+        TextColumn("epoch {task.fields[epoch]}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("loss {task.fields[loss]}  {task.fields[speed]:,.0f} tok/s  dev {task.fields[score]}"),
+        TimeElapsedColumn(),
+        console=report,
+    ) as bar:
+        task = bar.add_task("train", total=1, epoch=0, loss="-", speed=0.0, score="-")
+
+        def show(progress) -> None:
+            if progress.event == "eval":
+                bar.update(task, score=f"{progress.score:.4f} (best {progress.best_score:.4f})")
+                bar.console.print(describe(progress))
+            else:
+                bar.update(
+                    task,
+                    completed=progress.step,
+                    total=progress.steps,
+                    epoch=progress.epoch,
+                    loss=loss_text(progress.loss),
+                    speed=progress.tokens_per_second,
+                )
+
+        yield show
 
 
 def _launch_if_asked(nproc: int | None, port: int | None) -> None:
@@ -517,43 +530,18 @@ def lm_train(
     def measure(nats: float) -> float:
         return nats / math.log(2) if per == "bits/char" else math.exp(min(nats, 700.0))
 
-    with (
-        _workers() as (report, workers),
-        Progress(
-            TextColumn("step {task.completed}"),
-            BarColumn(),
-            TextColumn(
-                "loss {task.fields[loss]:.4f} ({task.fields[per]} {task.fields[measure]:.3f})  "
-                "{task.fields[speed]:,.0f} tok/s  valid {task.fields[valid]}"
-            ),
-            TimeElapsedColumn(),
-            console=report,
-        ) as bar,
-    ):
-        task = bar.add_task("lm", total=None, loss=0.0, per=per, measure=0.0, speed=0.0, valid="-")
+    def describe(progress) -> str:
+        return (
+            f"step {progress.global_step}: valid loss {progress.score:.4f} nats ({per} {measure(progress.score):.3f}), "
+            f"best {progress.best_score:.4f}, {progress.elapsed / 60:.1f} min"
+        )
 
-        def show(progress) -> None:
-            if progress.event == "eval":
-                bar.update(task, valid=f"{progress.score:.4f}")
-                bar.console.print(
-                    f"step {progress.global_step}: valid loss {progress.score:.4f} nats "
-                    f"({per} {measure(progress.score):.3f}), best {progress.best_score:.4f}, "
-                    f"{progress.elapsed / 60:.1f} min"
-                )
-            else:
-                bar.update(
-                    task,
-                    completed=progress.global_step,
-                    loss=progress.loss,
-                    measure=measure(progress.loss),
-                    speed=progress.tokens_per_second,
-                )
-
-        info = {"command": "lstmtag " + " ".join(sys.argv[1:]), "text_file": str(text_file)}
-        if workers > 1:
-            info["workers"] = workers
-        result = train_lm(text, config, out_file, valid_text=valid, resume=resume, on_progress=show, info=info)
-        bar.stop()
+    with _workers() as (report, workers):
+        with _training_display(report, lambda loss: f"{loss:.4f} ({per} {measure(loss):.3f})", describe) as show:
+            info = {"command": "lstmtag " + " ".join(sys.argv[1:]), "text_file": str(text_file)}
+            if workers > 1:
+                info["workers"] = workers
+            result = train_lm(text, config, out_file, valid_text=valid, resume=resume, on_progress=show, info=info)
         report.print(
             f"best valid loss {result.best_valid_loss:.4f} nats after {result.steps} steps, "
             f"{result.seconds / 60:.1f} min (stopped by {result.stopped_by})"
