@@ -230,6 +230,7 @@ def test_a_worker_killed_mid_run_is_a_clear_error_and_the_run_resumes(tmp_path):
 def test_a_taken_port_is_a_clear_error(tmp_path):
     import socket
 
+    (tmp_path / "t.txt").write_text(TEXT, encoding="utf-8")
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -240,6 +241,15 @@ def test_a_taken_port_is_a_clear_error(tmp_path):
         output = job.communicate(timeout=60)[0].decode()
     assert job.returncode == 2
     assert f"port {port} is taken" in output
+
+
+def test_bad_input_with_nproc_is_one_error_line_before_any_worker_starts(tmp_path):
+    (tmp_path / "bad.conllu").write_text("1\tThe\n", encoding="utf-8")
+    bad = str(tmp_path / "bad.conllu")
+    job = _lstmtag("train", "--train", bad, "--dev", bad, "--out", str(tmp_path / "m.safetensors"), "--nproc", "2")
+    output = job.communicate(timeout=60)[0].decode()
+    assert job.returncode == 2
+    assert output.strip() == f"error: {bad}:1: expected 10 tab-separated columns, found 2"
 
 
 @pytest.mark.slow  # about 20 s

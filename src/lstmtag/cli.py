@@ -116,8 +116,7 @@ def train(
     port: PortOption = None,
 ) -> None:
     """Train a tagger (LSTM, LSTM+CRF or HMM) and keep the model that scores best on dev."""
-    _launch_if_asked(nproc, port)
-    _train(train_file, dev_file, out_file, config_file, overrides, max_minutes, resume)
+    _train(train_file, dev_file, out_file, config_file, overrides, max_minutes, resume, nproc=nproc, port=port)
 
 
 @app.command()
@@ -144,9 +143,20 @@ def distill(
 
     if not 0.0 <= weight <= 1.0:
         raise ValueError(f"--weight must be between 0 and 1, got {weight}")
-    _launch_if_asked(nproc, port)
     teacher_predictor = Predictor.load(teacher, precision="float")
-    _train(train_file, dev_file, out_file, config_file, overrides, max_minutes, resume, teacher_predictor, weight)
+    _train(
+        train_file,
+        dev_file,
+        out_file,
+        config_file,
+        overrides,
+        max_minutes,
+        resume,
+        teacher_predictor,
+        weight,
+        nproc=nproc,
+        port=port,
+    )
 
 
 @app.command()
@@ -174,6 +184,9 @@ def _train(
     resume: bool,
     teacher=None,
     weight: float = 0.5,
+    *,
+    nproc: int | None = None,
+    port: int | None = None,
 ) -> None:
     from lstmtag.config import load_config
     from lstmtag.data import load_labelled
@@ -184,6 +197,7 @@ def _train(
         config = with_overrides(config, max_minutes=max_minutes)
     train_data = load_labelled(train_file, config.data.format, config.data.columns)
     dev_data = load_labelled(dev_file, config.data.format, config.data.columns)
+    _launch_if_asked(nproc, port)  # after the checks above: bad input is one error line, before any worker starts
     with _workers() as (report, workers):
         report.print(f"train: {len(train_data)} sentences, dev: {len(dev_data)}; columns {list(config.data.columns)}")
         if teacher is not None:
@@ -519,12 +533,12 @@ def lm_train(
     from lstmtag.config import load_config
     from lstmtag.lm_train import read_text_file, train_lm
 
-    _launch_if_asked(nproc, port)
     config = load_config(config_file, overrides)
     changes = {k: v for k, v in (("unit", unit), ("max_minutes", max_minutes)) if v is not None}
     config = replace(config, lm=replace(config.lm, **changes))
     text = read_text_file(text_file)
     valid = read_text_file(valid_file) if valid_file is not None else None
+    _launch_if_asked(nproc, port)  # after the checks above: bad input is one error line, before any worker starts
     per = "bits/char" if config.lm.unit == "char" else "perplexity"
 
     def measure(nats: float) -> float:
