@@ -69,3 +69,14 @@ def test_a_resume_state_from_before_the_shared_loop_is_a_clear_error(sample, tmp
     )
     with pytest.raises(ValueError, match="training state from an older lstmtag; start again without --resume"):
         train_tagger(sample[:8], sample[:4], config, out, resume=True)
+
+
+def test_resuming_with_other_settings_is_a_clear_error(sample, tmp_path):
+    out = tmp_path / "m.safetensors"
+    train_tagger(sample[:8], sample[:4], tiny_config("train.epochs=1"), out)
+    with pytest.raises(ValueError, match=r"other settings \(train.batch_size=8 -> 4\)"):
+        train_tagger(sample[:8], sample[:4], tiny_config("train.epochs=2", "train.batch_size=4"), out, resume=True)
+    result = train_tagger(
+        sample[:8], sample[:4], tiny_config("train.epochs=2", "train.max_minutes=5"), out, resume=True
+    )
+    assert result.epochs_run == 2  # more epochs and a time budget may change

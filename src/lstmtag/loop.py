@@ -169,7 +169,7 @@ def fit(
         agreed["resume state"] = distributed.digest(state_file.read_bytes() if resuming else b"none")
     distributed.check_agreement(agreed, context)
     if resuming:
-        _restore(state_file, task, model, optimizer, averaged, run, context)
+        _restore(state_file, task, model, optimizer, averaged, run, context, config)
     objective = distributed.wrap(task.objective, context)
     per_epoch = task.steps_per_epoch
     total = settings.epochs * per_epoch
@@ -293,10 +293,30 @@ def _evaluate(task, settings, config, evaluated, out, run, started, optimizer, a
     return settings.patience > 0 and run["bad_evaluations"] >= settings.patience
 
 
-def _restore(path: Path, task: Task, model, optimizer, averaged, run: dict, context: Context) -> None:
+MAY_CHANGE = {"epochs", "patience", "threads", "max_minutes", "eval_every"}  # settings a resumed run may change
+
+
+def _changed_settings(saved: dict[str, Any], config: dict[str, Any]) -> list[str]:
+    """``section.key=saved -> now`` for every setting that differs, other than those in ``MAY_CHANGE``."""
+    changed = []
+    for section in sorted(set(saved) | set(config)):
+        old, new = saved.get(section) or {}, config.get(section) or {}
+        for key in sorted(set(old) | set(new)):
+            if key not in MAY_CHANGE and old.get(key) != new.get(key):
+                changed.append(f"{section}.{key}={old.get(key)!r} -> {new.get(key)!r}")
+    return changed
+
+
+def _restore(path: Path, task: Task, model, optimizer, averaged, run: dict, context: Context, config: dict) -> None:
     saved = checkpoint.read(path)
     if saved.info.get("format") != FORMAT:
         raise ValueError(f"{path}: a training state from an older lstmtag; start again without --resume")
+    changed = _changed_settings(saved.config, config)
+    if changed:
+        raise ValueError(
+            f"{path}: the run was started with other settings ({', '.join(changed)}); resume with the same "
+            f"settings (only {', '.join(sorted(MAY_CHANGE))} may change) or start again without --resume"
+        )
     modules = {"model": model, **({"averaged": averaged} if averaged is not None else {})}
     info = checkpoint.load_training_state(path, modules=modules, optimizer=optimizer)
     run.update(info["run"])
