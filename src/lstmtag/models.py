@@ -18,7 +18,7 @@ from lstmtag.ensemble import Ensemble
 from lstmtag.hmm import HMMTagger
 from lstmtag.tagger import Tagger
 
-SHIPPED = {"en": "en_ewt.safetensors"}
+SHIPPED = {"en": "en_ewt.safetensors", "shakespeare": "shakespeare_char.safetensors"}
 
 
 @dataclass

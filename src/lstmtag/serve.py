@@ -12,6 +12,7 @@ import re
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
@@ -172,8 +173,10 @@ def _check_tokens(tokens: list[str], where: str, max_tokens: int) -> None:
         raise HTTPException(422, {"error": f"{field}: {message}", "field": field})
 
 
-def create_app(predictors: dict[str, Predictor], limits: Limits | None = None) -> FastAPI:
-    """The service for the given named models (the first is the default)."""
+def create_app(
+    predictors: dict[str, Predictor], limits: Limits | None = None, *, corpus: str | Path | None = None
+) -> FastAPI:
+    """The service for the given named models (the first is the default); ``corpus`` is what /search reads."""
     if not predictors:
         raise ValueError("the service needs at least one model")
     limits = limits or Limits()
@@ -297,4 +300,7 @@ def create_app(predictors: dict[str, Predictor], limits: Limits | None = None) -
     async def page() -> str:
         return (static / "index.html").read_text(encoding="utf-8")
 
+    from lstmtag.unit_routes import add_unit_routes  # the inspector's sentence view and corpus search
+
+    add_unit_routes(app, predictors, executor, choose, corpus=corpus)
     return app
