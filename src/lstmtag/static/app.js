@@ -40,7 +40,7 @@ function geometry(tokens, units) {
 
 function axis(labels, cellW) {
   const row = document.createElement("div");
-  row.className = cellW < 16 ? "axis vertical" : "axis";
+  row.className = cellW < 28 ? "axis vertical" : "axis";
   labels.forEach((label) => { const d = document.createElement("div"); d.style.width = `${cellW}px`; d.textContent = label; d.title = label; row.append(d); });
   return row;
 }
