@@ -6,7 +6,7 @@ against ``nn.LSTM``), the mask of real positions and, per position, which labels
 batch of traces is alive at a time, so memory does not grow with the corpus.
 
 A tagger's rows are sentences (read in chunks of ``chunk_sentences``, sorted by length, cut into
-padded batches). A language model's text is laid out as ``streams`` parallel stretches read in
+padded batches of at most ``max_tokens`` steps). A language model's text is laid out as ``streams`` parallel stretches read in
 windows, the state carried from window to window, so every step sees the whole text before it in
 its stretch, exactly as one long call would::
 
@@ -83,6 +83,7 @@ class TaggerCorpus:
         input_format: str = "conllu",
         column: str | None = None,
         batch_size: int = 64,
+        max_tokens: int = 2048,
         chunk_sentences: int = 1024,
         max_sentences: int = 0,
     ) -> None:
@@ -95,6 +96,7 @@ class TaggerCorpus:
             raise ValueError(f"the model predicts {columns}, not {self.column!r}")
         self.label_names = list(self.bundle.vocabs.labels[self.column].itos)
         self.batch_size, self.chunk_sentences, self.max_sentences = batch_size, chunk_sentences, max_sentences
+        self.max_tokens = max_tokens
         self.modules = [name for name, _ in self.encoders]
         self.sentences = 0
         self._current: dict[int, list[str]] = {}
@@ -119,8 +121,7 @@ class TaggerCorpus:
     def _chunk(self, sentences: list[Sentence], first: int) -> Iterator[TracedChunk]:
         order = sorted(range(len(sentences)), key=lambda i: len(sentences[i].words))
         self._current = {first + i: s.words for i, s in enumerate(sentences)}
-        for start in range(0, len(order), self.batch_size):
-            picked = order[start : start + self.batch_size]
+        for picked in self._batches(order, sentences):
             batch = make_batch([sentences[i] for i in picked], self.bundle.vocabs)
             layers, inputs = [], {}
             for name, tagger in self.encoders:
@@ -136,6 +137,21 @@ class TaggerCorpus:
                 labels &= (gold >= 0)[..., None] & batch.mask[..., None]
             rows = [first + i for i in picked]
             yield TracedChunk(layers, batch.mask, labels, rows, [0] * len(rows), inputs, dict(batch.labels))
+
+    def _batches(self, order: list[int], sentences: list[Sentence]) -> Iterator[list[int]]:
+        """Length-sorted indices cut into batches of at most ``batch_size`` sentences and ``max_tokens`` steps.
+
+        So the largest batch, hence the memory, does not depend on how long the longest sentences are.
+        """
+        batch: list[int] = []
+        for index in order:
+            longest = len(sentences[index].words)  # sorted by length: the newest is the longest
+            if batch and (len(batch) >= self.batch_size or (len(batch) + 1) * longest > self.max_tokens):
+                yield batch
+                batch = []
+            batch.append(index)
+        if batch:
+            yield batch
 
     def context(self, row: int, start: int, end: int, width: int = 8) -> tuple[str, str, str]:
         """The span's tokens and up to ``width`` tokens each side (the row must be in the current chunk)."""
@@ -188,7 +204,7 @@ class LMCorpus:
     carries = True  # a row (a stream) goes on from window to window
 
     def __init__(
-        self, language_model, path: str | Path, *, streams: int = 32, window: int = 256, max_chars: int = 0
+        self, language_model, path: str | Path, *, streams: int = 32, window: int = 128, max_chars: int = 0
     ) -> None:
         from lstmtag.lm import tokenize
         from lstmtag.lm_train import read_text_file
@@ -259,5 +275,5 @@ def open_corpus(model, path: str | Path, *, input_format: str = "conllu", **opti
     """The right source for a loaded model: a ``Predictor`` (tagger) or a ``LanguageModel``."""
     if hasattr(model, "generate"):
         return LMCorpus(model, path, **{k: v for k, v in options.items() if k in ("streams", "window", "max_chars")})
-    keep = ("column", "batch_size", "chunk_sentences", "max_sentences")
+    keep = ("column", "batch_size", "max_tokens", "chunk_sentences", "max_sentences")
     return TaggerCorpus(model, path, input_format=input_format, **{k: v for k, v in options.items() if k in keep})
