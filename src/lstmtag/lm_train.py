@@ -154,6 +154,9 @@ def train_lm(
             group["lr"] = settings.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(fraction, 1.0))))
         model.train()
         state = detach_state(state)
+        if settings.reset_fraction > 0:  # some streams start this window from zeros, as a prompt does
+            keep = (torch.rand(settings.batch_size) >= settings.reset_fraction).float()[None, :, None]
+            state = (state[0] * keep, state[1] * keep)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=settings.bf16):
             logits, state = model(inputs, state)
         loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), targets.flatten())

@@ -28,14 +28,18 @@ out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-def _corpus(model: str, corpus: Path, input_format: str, limit: int):
+def _load(model: str):
     import torch
 
     import lstmtag
-    from lstmtag.corpus_trace import open_corpus
 
     torch.set_num_threads(1)  # the statistics are sums: one thread leaves the other cores to others
-    loaded = lstmtag.load(model)
+    return lstmtag.load(model)
+
+
+def _corpus(loaded, corpus: Path, input_format: str, limit: int):
+    from lstmtag.corpus_trace import open_corpus
+
     if not Path(corpus).is_file():
         raise ValueError(f"{corpus}: no such corpus file")
     return open_corpus(loaded, corpus, input_format=input_format, max_sentences=limit, max_chars=limit)
@@ -56,7 +60,7 @@ def units(
 
     if plot is not None and plot.suffix.lower() not in (".png", ".svg", ".pdf"):
         raise ValueError(f"--plot {plot}: name a .png, .svg or .pdf file (the suffix picks the format)")
-    source = _corpus(model, corpus, input_format, limit)
+    source = _corpus(_load(model), corpus, input_format, limit)
     started = time.perf_counter()
     stats = collect(source)
     seconds = time.perf_counter() - started
@@ -69,19 +73,22 @@ def units(
     if as_json:
         out.print(json.dumps(report))
         return
-    table = Table(title="gate saturation: share of steps below 0.1 / above 0.9, mean over units")
-    for heading in ("module", "layer", "direction", "units", "mean |h|", *GATES, "f open > 50%"):
+    table = Table(
+        title="gate saturation: share of steps below 0.1 / above 0.9, mean over units; "
+        "f>0.9 often: units whose forget gate is above 0.9 on over half the steps"
+    )
+    for heading in ("module", "layer", "dir", "units", "|mean h|", *GATES, "f>0.9 often"):
         table.add_column(heading, justify="left" if heading in ("module", "direction") else "right")
     for (module, layer, direction), sums in stats.sums.items():
         n = sums.count
         cells = [
-            f"{float(sums.left[g].double().mean()) / n:.2f} / {float(sums.right[g].double().mean()) / n:.2f}"
+            f"{float(sums.left[g].double().mean()) / n:.2f}/{float(sums.right[g].double().mean()) / n:.2f}"
             for g in GATES
         ]
         remembering = int((sums.right["f"].double() / n > 0.5).sum())
         size = sums.h.numel()
         mean_abs = float((sums.h / n).abs().mean())
-        table.add_row(module, str(layer), direction, str(size), f"{mean_abs:.3f}", *cells, str(remembering))
+        table.add_row(module, str(layer), direction[:3], str(size), f"{mean_abs:.3f}", *cells, str(remembering))
     out.print(table)
     if report["labels"]:
         table = Table(title="most selective units per label (Cohen's d of h; + fires for it, - goes quiet)")
@@ -114,7 +121,7 @@ def search(
     from lstmtag.unit_search import parse_units
     from lstmtag.unit_search import search as run_search
 
-    source = _corpus(model, corpus, input_format, limit)
+    source = _corpus(_load(model), corpus, input_format, limit)
     chosen_module = module or source.modules[0]
     refs = parse_units(units_spec, chosen_module, source.modules, source.sizes())
     result = run_search(source, refs, threshold=threshold, min_length=min_length, keep=show)
@@ -147,8 +154,9 @@ def probe(
     """Train a linear probe from each layer's h to each gold column; report its dev accuracy per layer."""
     from lstmtag.probe import probe as run_probe
 
-    train_source = _corpus(model, train_file, "conllu", limit)
-    dev_source = _corpus(model, dev_file, "conllu", 0)
+    loaded = _load(model)
+    train_source = _corpus(loaded, train_file, "conllu", limit)
+    dev_source = _corpus(loaded, dev_file, "conllu", 0)
     started = time.perf_counter()
     report = run_probe(train_source, dev_source, ridge=ridge)
     err.print(f"probes fitted and scored in {time.perf_counter() - started:.1f} s")
