@@ -139,3 +139,21 @@ def test_resume_after_a_kill(tmp_path):
         train_lm(TEXT, config, out, on_progress=kill)
     result = train_lm(TEXT, config, out, resume=True)
     assert result.steps > 25 and out.is_file()
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0])
+def test_reset_fraction_zeroes_the_carried_state(tmp_path, monkeypatch, fraction):
+    """lm.reset_fraction = 1 starts every training window from zeros; 0 carries the state along."""
+    seen = []
+    forward = LSTMLanguageModel.forward
+
+    def spy(self, ids, state=None):
+        if self.training:
+            seen.append(bool((state[0] == 0).all() and (state[1] == 0).all()))
+        return forward(self, ids, state)
+
+    monkeypatch.setattr(LSTMLanguageModel, "forward", spy)
+    config = load_config(None, [*TINY, "lm.epochs=1", f"lm.reset_fraction={fraction}"])
+    train_lm(TEXT, config, tmp_path / "lm.safetensors")
+    assert len(seen) > 3 and seen[0]
+    assert all(seen) if fraction == 1.0 else not any(seen[1:])
