@@ -133,3 +133,23 @@ def _write(text: str):
     path = Path(tempfile.mkdtemp()) / "text.txt"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def test_an_ensemble_traces_every_member_as_inspect_names_it(sample, tmp_path):
+    from lstmtag.models import ensemble, load_tagger
+    from lstmtag.train import train_tagger
+    from tests.conftest import tiny_config
+
+    paths = []
+    for seed in (1, 2):
+        paths.append(tmp_path / f"m{seed}.safetensors")
+        train_tagger(sample[:6], sample[:2], tiny_config("train.epochs=1", f"train.seed={seed}"), paths[-1])
+    predictor = Predictor(ensemble([load_tagger(p) for p in paths], [str(p) for p in paths]))
+    corpus = TaggerCorpus(predictor, DEV, batch_size=5)
+    report = collect(corpus).to_json(top=50, min_count=1)
+    words = load_labelled(DEV, "conllu", ["upos"])[0].words
+    keys = [(t.module, t.layer, t.direction) for t in predictor.inspect(words).layers]
+    assert corpus.modules == ["members.0.encoder", "members.1.encoder"]
+    assert list(dict.fromkeys((u["module"], u["layer"], u["direction"]) for u in report["units"])) == keys
+    first, second = ([u["h_mean"] for u in report["units"] if u["module"] == name] for name in corpus.modules)
+    assert first != second  # two members, two sets of statistics

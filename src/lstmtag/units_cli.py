@@ -195,7 +195,8 @@ def render_view(view: dict, console: Console, *, show: tuple[str, ...] = ("h",))
     """Draw a ``views.sentence_view`` to fit the console: token blocks wrap, units down, summary under."""
     tokens = [_visible(t).replace(" ", "␣") for t in view["tokens"]]
     per_block = max(1, (console.width - 9) // 6)
-    first_tags = next(iter(view["tags"].values()), None) if view["tags"] else None
+    column = next(iter(view["tags"]), None)  # upos for a tagger, next (the predicted character) for an LM
+    first_tags = view["tags"][column] if column is not None else None
     for layer in view["layers"]:
         if not layer["units"]:
             continue
@@ -212,7 +213,8 @@ def render_view(view: dict, console: Console, *, show: tuple[str, ...] = ("h",))
             if first_tags is not None:
                 console.print(
                     Text(
-                        "tag".ljust(9) + "".join(str(x["tag"])[:5].rjust(5) + " " for x in first_tags[start:stop]),
+                        str(column)[:8].ljust(9)
+                        + "".join(str(x["tag"])[:5].rjust(5) + " " for x in first_tags[start:stop]),
                         style="dim",
                     )
                 )
