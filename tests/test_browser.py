@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from lstmtag.corpus_trace import TaggerCorpus
 from lstmtag.models import SHIPPED, shipped_dirs
 from lstmtag.predict import Predictor
 from lstmtag.serve import create_app
 from lstmtag.train import train_tagger
-from lstmtag.views import sentence_view
+from lstmtag.units import collect
+from lstmtag.views import sentence_view, stats_from
 from tests.conftest import tiny_config
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -90,6 +92,17 @@ def test_page_tags_and_draws_heatmaps(server, tmp_path):
         page.locator("canvas.summary").first.hover(position={"x": 40, "y": 3 * 12 + 4})  # 'mean f' row, 2nd token
         expected_f = view["layers"][0]["summary"][1]["f"]
         assert tip.inner_text() == f"mean f[cow] = {expected_f:.4f}"
+        # Order by a tag over the server's corpus: the units the corpus statistics rank first.
+        page.select_option("#order", "corpus-tag:NOUN")
+        page.wait_for_function(
+            "document.querySelector('#heatmaps h3').textContent.includes('corpus-tag:NOUN')", timeout=60_000
+        )
+        corpus = TaggerCorpus(predictor, Path(__file__).parent / "data" / "ewt_dev_sample.conllu")
+        ordered = sentence_view(trace, order="tag:NOUN", stats=stats_from(collect(corpus)))
+        labels = page.locator(".layer").first.locator(".unit-label").all_inner_texts()
+        assert labels[:32] == [str(u) for u in ordered["layers"][0]["units"]]
+        page.select_option("#order", "variance")
+        page.wait_for_function("document.querySelector('#heatmaps h3').textContent.includes('by variance')")
         page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
         if os.environ.get("LSTMTAG_SCREENSHOT"):  # e.g. docs/web-page.png, to refresh the README picture
             shutil.copy(tmp_path / "page.png", os.environ["LSTMTAG_SCREENSHOT"])

@@ -32,6 +32,20 @@ def test_view_is_the_sentence_view_of_the_trace(client, predictor):
     assert all(len(layer["units"]) == layer["size"] == 24 for layer in every["layers"])
 
 
+def test_corpus_tag_order_uses_the_statistics_of_the_server_corpus(client, predictor):
+    from lstmtag.corpus_trace import TaggerCorpus
+    from lstmtag.units import collect
+    from lstmtag.views import order_units, stats_from
+
+    tokens = ["The", "cow", "jumped", "."]
+    view = client.post("/inspect/view", json={"tokens": tokens, "top": 4, "order": "corpus-tag:PUNCT"}).json()
+    stats = stats_from(collect(TaggerCorpus(predictor, DATA / "ewt_dev_sample.conllu")))
+    trace = predictor.inspect(tokens)
+    expected = [order_units(layer, order="tag:PUNCT", stats=stats, top=4) for layer in trace.layers]
+    assert [layer["units"] for layer in view["layers"]] == expected
+    assert view["order"] == "corpus-tag:PUNCT" and view["corpus"] is True
+
+
 def test_search_reads_the_server_corpus(client):
     answer = client.post("/search", json={"units": ["encoder:1:forward:0", "encoder:1:backward:2"], "threshold": -0.2})
     assert answer.status_code == 200, answer.text
@@ -62,4 +76,6 @@ def test_bad_requests_get_json_errors_naming_the_field(client, path, body, statu
 def test_search_without_a_corpus_says_how_to_give_one(predictor):
     with TestClient(create_app({"tiny": predictor})) as client:
         answer = client.post("/search", json={"units": ["encoder:1:forward:0"]})
+        ordered = client.post("/inspect/view", json={"tokens": ["a"], "order": "corpus-tag:DET"})
     assert answer.status_code == 404 and "--corpus" in answer.json()["error"]
+    assert ordered.status_code == 422 and "--corpus" in ordered.json()["error"]

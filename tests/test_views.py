@@ -94,3 +94,18 @@ def test_language_model_tokens_get_character_classes():
     trace = Trace(list("A b\n"), {"next": [{"tag": "x", "prob": 0.5}] * 4}, [])
     labels = token_labels(trace)
     assert "upper case" in labels[0] and "space" in labels[1] and "newline" in labels[3]
+
+
+def test_stats_from_unit_statistics_matches_the_json(tiny_tagger):
+    from lstmtag.corpus_trace import TaggerCorpus
+    from lstmtag.predict import Predictor
+    from lstmtag.units import collect
+    from lstmtag.views import stats_from
+    from tests.conftest import DATA
+
+    stats = collect(TaggerCorpus(Predictor.load(tiny_tagger), DATA / "ewt_dev_sample.conllu"))
+    mapping = stats_from(stats)
+    for unit in stats.to_json(top=3, min_count=1)["units"][:20]:
+        key = (unit["module"], unit["layer"], unit["direction"], unit["unit"])
+        for entry in unit["selective_for"]:
+            assert mapping[key][entry["label"]] == pytest.approx(entry["effect"])

@@ -26,7 +26,11 @@ class ViewRequest(BaseModel):
     tokens: list[str] | None = Field(None, description="One pre-tokenized sentence.")
     text: str | None = Field(None, description="One sentence of raw text.")
     model: str | None = None
-    order: str = Field("variance", max_length=2_000, description="variance, tag:LABEL or units:LIST.")
+    order: str = Field(
+        "variance",
+        max_length=2_000,
+        description="variance, tag:LABEL (within the sentence), corpus-tag:LABEL (over the server's corpus) or units:LIST.",
+    )
     top: int = Field(32, ge=0, le=4096, description="Units per layer; 0 shows every unit.")
 
 
@@ -42,6 +46,20 @@ class SearchRequest(BaseModel):
 def add_unit_routes(app: FastAPI, predictors: dict, executor: Executor, choose, *, corpus: str | Path | None) -> None:
     """Register the two routes on ``app``; ``choose`` maps a request's model name to a loaded one."""
     from lstmtag.serve import _check_text, _check_tokens, tokenize_text
+
+    cached: dict[str, dict] = {}
+
+    def corpus_stats(name: str) -> dict:
+        """Every unit's Cohen's d for every label over the server's corpus, computed once per model."""
+        if name not in cached:
+            from lstmtag.corpus_trace import TaggerCorpus
+            from lstmtag.units import collect
+            from lstmtag.views import stats_from
+
+            cached[name] = stats_from(
+                collect(TaggerCorpus(predictors[name], corpus, max_sentences=MAX_SEARCH_SENTENCES))
+            )
+        return cached[name]
 
     @app.post("/inspect/view")
     async def view(request: ViewRequest) -> dict[str, Any]:
@@ -61,7 +79,13 @@ def add_unit_routes(app: FastAPI, predictors: dict, executor: Executor, choose, 
 
         def work() -> dict[str, Any]:
             trace = predictors[name].inspect(tokens)
-            return sentence_view(trace, order=request.order, top=request.top)
+            order, stats = request.order, None
+            if order.startswith("corpus-tag:"):
+                if corpus is None:
+                    raise ValueError("order corpus-tag needs a corpus: start the server with --corpus FILE")
+                order, stats = "tag:" + order.removeprefix("corpus-tag:"), corpus_stats(name)
+            view = sentence_view(trace, order=order, top=request.top, stats=stats)
+            return {**view, "order": request.order, "corpus": corpus is not None}
 
         try:
             result = await asyncio.get_running_loop().run_in_executor(executor, work)

@@ -51,6 +51,19 @@ def load_stats(path: str | Path) -> dict[tuple[str, int, str, int], dict[str, fl
         raise ValueError(f"{path}: not the output of `lstmtag units --json` ({error})") from None
 
 
+def stats_from(stats) -> dict[tuple[str, int, str, int], dict[str, float]]:
+    """``units.UnitStats`` -> (module, layer, direction, unit) -> {label: effect}, every label seen."""
+    mapping: dict[tuple[str, int, str, int], dict[str, float]] = {}
+    for key, sums in stats.sums.items():
+        effects = stats.effects(key)
+        if effects is None:
+            continue
+        seen = [k for k, count in enumerate(sums.label_count.tolist()) if count > 0]
+        for unit in range(effects.shape[1]):
+            mapping[(*key, unit)] = {stats.label_names[k]: float(effects[k, unit]) for k in seen}
+    return mapping
+
+
 def order_units(
     layer: LayerTrace,
     *,

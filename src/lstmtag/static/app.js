@@ -4,7 +4,7 @@ const $ = (id) => document.getElementById(id);
 const NAMES = { h: "h (hidden)", c: "c (cell)", i: "i (input gate)", f: "f (forget gate)", g: "g (cell candidate)", o: "o (output gate)" };
 const SUMMARY = [["h_norm", "|h|"], ["c_norm", "|c|"], ["i", "mean i"], ["f", "mean f"], ["g", "mean g"], ["o", "mean o"], ["kept", "f keeps"]];
 const selected = new Set(); // unit names module:layer:direction:unit
-let lastTokens = null;
+let lastTokens = null, lastTags = [], hasCorpus = false;
 
 async function post(path, body) {
   const response = await fetch(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
@@ -154,18 +154,25 @@ function showTags(result) {
     });
   });
   $("tags").replaceChildren(table);
+  lastTags = [...new Set(rows.map((row) => row[columns[0]]))].sort();
+  tagOptions();
+}
+
+// Order by a tag: within this sentence (its predicted tags), or over the server's corpus (gold tags).
+function tagOptions() {
   const order = $("order"), keep = order.value;
   order.querySelectorAll("option.tag").forEach((o) => o.remove());
-  const first = columns[0];
-  [...new Set(rows.map((row) => row[first]))].sort().forEach((tag) => {
+  const scopes = [["tag", "this sentence"], ...(hasCorpus ? [["corpus-tag", "the corpus"]] : [])];
+  scopes.forEach(([prefix, where]) => lastTags.forEach((tag) => {
     const option = document.createElement("option");
-    option.className = "tag"; option.value = `tag:${tag}`; option.textContent = `selectivity for ${tag} (this sentence)`;
+    option.className = "tag"; option.value = `${prefix}:${tag}`; option.textContent = `selectivity for ${tag} (${where})`;
     order.append(option);
-  });
+  }));
   order.value = [...order.options].some((o) => o.value === keep) ? keep : "variance";
 }
 
 function showView(view) {
+  if (view.corpus && !hasCorpus) { hasCorpus = true; tagOptions(); }
   const container = $("heatmaps");
   container.replaceChildren();
   view.layers.filter((layer) => layer.units.length).forEach((layer) => {
@@ -194,6 +201,7 @@ function viewRequest() {
 async function redraw() {
   if (!lastTokens) return;
   $("unit-list").hidden = $("order").value !== "units";
+  if ($("order").value.startsWith("corpus-tag:")) $("status").textContent = "ordering by the corpus (the first time, the server reads it all)...";
   try {
     showView(await post("/inspect/view", { tokens: lastTokens, model: $("model").value || undefined, ...viewRequest() }));
     $("status").textContent = "";
