@@ -46,5 +46,5 @@ def test_units_walk_through_runs(tmp_path, monkeypatch):
     namespace: dict = {}
     for block in blocks:
         exec(compile(block, str(UNITS_DOC), "exec"), namespace)  # noqa: S102 - our own documentation
-    for picture in ("units-lm-line.png", "units-en.png"):
+    for picture in ("units-lm-line.png", "units-lm.png", "units-en.png"):
         assert (tmp_path / picture).stat().st_size > 10_000
