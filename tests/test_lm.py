@@ -152,3 +152,21 @@ def test_resume_after_a_kill_ends_with_the_weights_of_an_uninterrupted_run(tmp_p
     for name in a:
         if name != "torch_rng":
             assert torch.equal(a[name], b[name]), name
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0])
+def test_reset_fraction_zeroes_the_carried_state(tmp_path, monkeypatch, fraction):
+    """lm.reset_fraction = 1 starts every training window from zeros; 0 carries the state along."""
+    seen = []
+    forward = LSTMLanguageModel.forward
+
+    def spy(self, ids, state=None):
+        if self.training:  # None: the zero state
+            seen.append(state is None or bool((state[0] == 0).all() and (state[1] == 0).all()))
+        return forward(self, ids, state)
+
+    monkeypatch.setattr(LSTMLanguageModel, "forward", spy)
+    config = load_config(None, [*TINY, "lm.epochs=1", f"lm.reset_fraction={fraction}"])
+    train_lm(TEXT, config, tmp_path / "lm.safetensors")
+    assert len(seen) > 3 and seen[0]
+    assert all(seen) if fraction == 1.0 else not any(seen[1:])

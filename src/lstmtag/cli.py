@@ -473,6 +473,13 @@ def inspect(
     model: ModelOption = "en",
     as_json: Annotated[bool, typer.Option("--json", help="Every vector in full, as JSON.")] = False,
     plot: Annotated[Path | None, typer.Option("--plot", help="Draw heatmaps to this .png or .svg file.")] = None,
+    order: Annotated[str, typer.Option(help="variance, tag:LABEL or units:LIST (indices or unit names).")] = "variance",
+    top: Annotated[int, typer.Option(help="Units shown per layer, most telling first.")] = 32,
+    all_units: Annotated[bool, typer.Option("--all-units", help="Show every unit, in the chosen order.")] = False,
+    show: Annotated[str, typer.Option(help="Arrays drawn per unit: any of h,c,i,f,g,o.")] = "h",
+    stats: Annotated[
+        Path | None, typer.Option(help="`units --json` output: order tag:LABEL by corpus selectivity.")
+    ] = None,
 ) -> None:
     """Show h_t, c_t and the input/forget/cell/output gates, token by token, per layer and direction."""
     import lstmtag
@@ -480,29 +487,23 @@ def inspect(
     if plot is not None and plot.suffix.lower() not in (".png", ".svg", ".pdf"):
         raise ValueError(f"--plot {plot}: name a .png, .svg or .pdf file (the suffix picks the format)")
     trace = lstmtag.load(model).inspect(sentence)  # each model splits text into the units it reads
+    from lstmtag.units_cli import render_view
+    from lstmtag.views import ARRAYS, load_stats, sentence_view
+
+    arrays = tuple(name.strip() for name in show.split(",") if name.strip())
+    if not arrays or any(name not in ARRAYS for name in arrays):
+        raise ValueError(f"--show {show!r}: choose from {','.join(ARRAYS)}")
+    view = sentence_view(
+        trace, order=order, top=0 if all_units else top, stats=load_stats(stats) if stats is not None else None
+    )
     if plot is not None:
         from lstmtag.plots import plot_trace
 
-        console.print(f"plot written to {plot_trace(trace, plot)}")
+        console.print(f"plot written to {plot_trace(trace, plot, units=[layer['units'] for layer in view['layers']])}")
     if as_json:
         out.print(json.dumps(trace.to_json()))
         return
-    summary = trace.summary()
-    for layer in trace.layers:
-        title = f"{layer.module} layer {layer.layer} {layer.direction}"
-        table = Table(title=title)
-        headings = ["token", *(trace.tags or {}), "|h|", "|c|", "input i", "forget f", "cell g", "output o"]
-        for heading in headings:
-            table.add_column(heading, justify="left" if heading == "token" or heading in trace.tags else "right")
-        for position, row in enumerate(
-            r
-            for r in summary
-            if (r["module"], r["layer"], r["direction"]) == (layer.module, layer.layer, layer.direction)
-        ):
-            tags = [f"{trace.tags[n][position]['tag']} {trace.tags[n][position]['prob']:.2f}" for n in trace.tags]
-            numbers = [f"{row[k]:.3f}" for k in ("h_norm", "c_norm", "i", "f", "g", "o")]
-            table.add_row(str(row["token"]), *tags, *numbers)
-        out.print(table)
+    render_view(view, out, show=arrays)
 
 
 @lm_app.command("train")
@@ -636,6 +637,7 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     max_wait_ms: Annotated[float, typer.Option(help="How long a request may wait to be batched with others.")] = 5.0,
     precision: PrecisionOption = None,
+    corpus: Annotated[Path | None, typer.Option(help="CoNLL-U file the page's unit search reads.")] = None,
 ) -> None:
     """Serve taggers over HTTP (POST /tag, POST /inspect, GET /models, /health, /docs) and the web page at /."""
     import uvicorn
@@ -647,4 +649,14 @@ def serve(
         raise ValueError(f"--port must be between 0 and 65535, got {port}")
     predictors = load_predictors(models or ["en"], precision=precision)
     console.print(f"serving {sorted(predictors)} on http://{host}:{port}/ (API docs at /docs)")
-    uvicorn.run(create_app(predictors, Limits(max_wait_ms=max_wait_ms)), host=host, port=port, log_level="warning")
+    if corpus is not None and not corpus.is_file():
+        raise ValueError(f"--corpus {corpus}: no such file")
+    app_ = create_app(predictors, Limits(max_wait_ms=max_wait_ms), corpus=corpus)
+    uvicorn.run(app_, host=host, port=port, log_level="warning")
+
+
+# The inspector's corpus tools (issue #15), thin adapters in units_cli.
+from lstmtag import units_cli  # noqa: E402
+
+for _name, _command in (("units", units_cli.units), ("search", units_cli.search), ("probe", units_cli.probe)):
+    app.command(_name)(friendly_errors(_command))

@@ -86,9 +86,15 @@ class LMLoss(nn.Module):
         self.model, self.bf16 = model, bf16
         self.state: State | None = None  # None: zeros (a new pass over the text)
 
-    def forward(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Ids (B, T) and next ids (B, T) -> mean cross-entropy (nats)."""
+    def forward(self, inputs: torch.Tensor, targets: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """Ids (B, T) and next ids (B, T) -> mean cross-entropy (nats).
+
+        ``keep`` (B,) bool: the streams that carry their state into this window; the others start from zeros.
+        """
         state = detach_state(self.state) if self.state is not None else None
+        if state is not None and keep is not None and not bool(keep.all()):
+            mask = keep.to(state[0].dtype)[None, :, None]  # (1, B, 1)
+            state = (state[0] * mask, state[1] * mask)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
             logits, state = self.model(inputs, state)
         self.state = (state[0].detach().float(), state[1].detach().float())

@@ -157,6 +157,7 @@ class LMTask(loop.Task):
         self.model = model
         self.objective = LMLoss(model, bf16=config.lm.bf16)
         self.seq_len = config.lm.seq_len
+        self.reset_fraction = config.lm.reset_fraction
         self.steps_per_epoch = math.ceil((train_data.shape[1] - 1) / self.seq_len)
 
     def batches(self, epoch: int) -> range:
@@ -166,10 +167,17 @@ class LMTask(loop.Task):
         streams = self.train_data.shape[0]
         if streams < context.world:
             raise ValueError(f"lm.batch_size is {streams} streams for {context.world} workers: give each one at least")
-        rows = self.train_data[distributed.share(streams, context)]
+        share = distributed.share(streams, context)
+        rows = self.train_data[share]
         inputs = rows[:, position : position + self.seq_len]
         targets = rows[:, position + 1 : position + 1 + self.seq_len]
-        return (inputs[:, : targets.shape[1]], targets), context.world * rows.shape[0] / streams
+        # Some streams start this window from zeros, as generation from a prompt does (lm.reset_fraction).
+        keep = (
+            torch.tensor([rng.random() >= self.reset_fraction for _ in range(rows.shape[0])])
+            if self.reset_fraction
+            else None
+        )
+        return (inputs[:, : targets.shape[1]], targets, keep), context.world * rows.shape[0] / streams
 
     def tokens(self, position: int) -> int:
         return self.train_data.shape[0] * min(self.seq_len, self.train_data.shape[1] - 1 - position)

@@ -25,7 +25,7 @@ from lstmtag.runtime import InferenceEnsemble, InferenceTagger, check_precision
 from lstmtag.tagger import Tagger
 from lstmtag.tagger import capabilities as tagger_capabilities
 
-SHIPPED = {"en": "en_ewt.safetensors"}
+SHIPPED = {"en": "en_ewt.safetensors", "shakespeare": "shakespeare_char.safetensors"}
 
 
 @dataclass

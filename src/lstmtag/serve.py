@@ -171,8 +171,10 @@ def load_predictors(specs: list[str], *, precision: str | None = None) -> dict[s
     return {name: Predictor.load(path, precision=precision) for name, path in map(model_spec, specs)}
 
 
-def create_app(predictors: dict[str, Predictor], limits: Limits | None = None) -> FastAPI:
-    """The service for the given named models (the first is the default)."""
+def create_app(
+    predictors: dict[str, Predictor], limits: Limits | None = None, *, corpus: str | Path | None = None
+) -> FastAPI:
+    """The service for the given named models (the first is the default); ``corpus`` is what /search reads."""
     if not predictors:
         raise ValueError("the service needs at least one model")
     limits = limits or Limits()
@@ -288,4 +290,7 @@ def create_app(predictors: dict[str, Predictor], limits: Limits | None = None) -
     async def page() -> str:
         return (static / "index.html").read_text(encoding="utf-8")
 
+    from lstmtag.unit_routes import add_unit_routes  # the inspector's sentence view and corpus search
+
+    add_unit_routes(app, predictors, executor, choose, corpus=corpus)
     return app
