@@ -94,3 +94,17 @@ def test_bad_unit_names_are_refused_with_the_reason(spec, message):
         parse_units(spec, "encoder", ["encoder"], sizes)
     with pytest.raises(ValueError, match="the model's LSTMs"):
         parse_units("1:forward:1", "members.0.encoder", ["encoder"], sizes)
+
+
+def test_units_named_in_full_pick_their_module_and_odd_digits_are_refused():
+    sizes = {
+        (m, layer, d): 24
+        for m in ("members.0.encoder", "members.1.encoder")
+        for layer in (0, 1)
+        for d in ("forward", "backward")
+    }
+    modules = ["members.0.encoder", "members.1.encoder"]
+    refs = parse_units("members.1.encoder:1:backward:3,0:forward:2", "members.0.encoder", modules, sizes)
+    assert refs == [UnitRef("members.1.encoder", 1, "backward", 3), UnitRef("members.0.encoder", 0, "forward", 2)]
+    with pytest.raises(ValueError, match="LAYER:DIRECTION:UNIT"):
+        parse_units("1:forward:\u00b2", "members.0.encoder", modules, sizes)  # "²".isdigit() is True

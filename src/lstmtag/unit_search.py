@@ -11,6 +11,7 @@ best ``keep`` spans are kept (a heap), so memory does not grow with the corpus.
 from __future__ import annotations
 
 import heapq
+import re
 from dataclasses import dataclass
 
 import torch
@@ -34,20 +35,30 @@ class UnitRef:
 def parse_units(spec: str, module: str, modules: list[str], sizes: dict[tuple[str, int, str], int]) -> list[UnitRef]:
     """``"1:forward:17,-0:backward:3"`` -> units of ``module``; each is checked against the model.
 
-    A leading ``-`` flips the unit's sign, to search for where it is strongly negative.
+    A unit may also be named in full, as ``units --json`` names it (``members.1.encoder:1:backward:94``),
+    which picks its module. A leading ``-`` flips the unit's sign, to search for where it is strongly negative.
     """
-    if module not in modules:
-        raise ValueError(f"--module {module!r}: the model's LSTMs are {modules}")
     refs = []
     for part in (p.strip() for p in spec.split(",")):
         sign = -1 if part.startswith("-") else 1
         pieces = part.removeprefix("-").split(":")
-        if len(pieces) != 3 or not pieces[0].isdigit() or not pieces[2].isdigit() or pieces[1] not in DIRECTIONS:
-            raise ValueError(f"--units {part!r}: name a unit as LAYER:DIRECTION:UNIT, e.g. 1:forward:17")
-        ref = UnitRef(module, int(pieces[0]), pieces[1], int(pieces[2]), sign)
-        size = sizes.get((module, ref.layer, ref.direction))
+        owner = pieces.pop(0) if len(pieces) == 4 else module
+        if owner not in modules:
+            raise ValueError(f"--module {owner!r}: the model's LSTMs are {modules}")
+        number = re.compile(r"[0-9]+")
+        if (
+            len(pieces) != 3
+            or not number.fullmatch(pieces[0])
+            or not number.fullmatch(pieces[2])
+            or pieces[1] not in DIRECTIONS
+        ):
+            raise ValueError(
+                f"--units {part!r}: name a unit as LAYER:DIRECTION:UNIT (e.g. 1:forward:17) or MODULE:LAYER:DIRECTION:UNIT"
+            )
+        ref = UnitRef(owner, int(pieces[0]), pieces[1], int(pieces[2]), sign)
+        size = sizes.get((owner, ref.layer, ref.direction))
         if size is None:
-            raise ValueError(f"--units {part!r}: {module} has no layer {ref.layer} {ref.direction}")
+            raise ValueError(f"--units {part!r}: {owner} has no layer {ref.layer} {ref.direction}")
         if ref.unit >= size:
             raise ValueError(f"--units {part!r}: layer {ref.layer} {ref.direction} has units 0 to {size - 1}")
         refs.append(ref)

@@ -129,7 +129,8 @@ def search(
     if as_json:
         out.print(json.dumps({"matches": result.matches, "spans": [s.to_json() for s in spans]}))
         return
-    out.print(f"{result.matches:,} spans of {min_length}+ tokens where {units_spec} > {threshold} ({chosen_module})")
+    modules = ", ".join(sorted({ref.module for ref in refs}))
+    out.print(f"{result.matches:,} spans of {min_length}+ tokens where {units_spec} > {threshold} ({modules})")
     joiner = source.separator
     for span in spans:
         line = Text.assemble(
