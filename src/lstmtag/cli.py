@@ -351,7 +351,7 @@ def tag(
             if output_format == "table":
                 print_table(sentence.words, tagged, table_console)
             elif output_format == "conllu":
-                handle.write(format_conllu(sentence, tagged.tags, source_format if sentence.lines else "conllu"))
+                handle.write(format_conllu(sentence, tagged.tags, "conll" if source_format == "conll" else "conllu"))
             elif output_format == "tsv":
                 handle.write(format_tsv(sentence, tagged.tags, tagged.probs))
             else:

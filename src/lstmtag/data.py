@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import glob
+import itertools
 import json
 import os
 import sys
@@ -22,7 +23,8 @@ from typing import IO
 
 from lstmtag.limits import MAX_JSON_DEPTH, MAX_LINE_BYTES, MAX_SENTENCE_TOKENS, json_depth, sentence_problem
 from lstmtag.segment import DEFAULT as DEFAULT_SEGMENTER
-from lstmtag.segment import Segmenter
+from lstmtag.segment import Segmenter, conllu_lines
+from lstmtag.segment import words as segment_words
 
 CONLLU_COLUMNS = {"lemma": 2, "upos": 3, "xpos": 4, "feats": 5, "deprel": 7}
 
@@ -221,31 +223,40 @@ def read_text(path: str | Path) -> Iterator[Sentence]:
 
 
 def read_raw(path: str | Path, segmenter: Segmenter = DEFAULT_SEGMENTER) -> Iterator[Sentence]:
-    """Raw text, split into sentences and tokens by ``segmenter`` (``segment.split_text`` by default).
+    """Raw text, split into sentences and tokens by ``segmenter`` (``segment.rule_segment`` by default).
 
     Paragraphs (runs of lines up to a blank line, or ``MAX_LINE_BYTES`` of text) are split one at a
     time, so a file of any size streams; a sentence never spans a blank line. Each sentence names
-    its paragraph's first line.
+    its paragraph's first line and carries its CoNLL-U lines (``segment.conllu_lines``: ``# newpar``,
+    ``# sent_id``, ``# text``, multiword ranges, ``SpaceAfter=No``), which ``format_conllu`` fills in.
     """
     with _open_binary(path) as (handle, source):
         lines: list[str] = []
         start = size = 0
+        numbers = itertools.count(1)
+        newpar = True
         for number, text in _decoded_lines(handle, source):
             if text.strip():
                 start = start if lines else number
                 lines.append(text)
                 size += len(text)
             if lines and (not text.strip() or size > MAX_LINE_BYTES):
-                yield from _segmented(" ".join(lines), segmenter, source, start)
+                yield from segmented(" ".join(lines), segmenter, source, start, numbers, newpar=newpar)
+                newpar = not text.strip()  # a paragraph cut at the size limit goes on in the next piece
                 lines, size = [], 0
         if lines:
-            yield from _segmented(" ".join(lines), segmenter, source, start)
+            yield from segmented(" ".join(lines), segmenter, source, start, numbers, newpar=newpar)
 
 
-def _segmented(text: str, segmenter: Segmenter, source: str, line: int) -> Iterator[Sentence]:
-    for words in segmenter(text):
+def segmented(
+    text: str, segmenter: Segmenter, source: str, line: int, numbers: Iterator[int], *, newpar: bool = True
+) -> Iterator[Sentence]:
+    """The sentences of one paragraph, with their CoNLL-U lines; ``numbers`` gives the sent_ids."""
+    for position, tokens in enumerate(segmenter(text)):
+        lines, word_lines = conllu_lines(tokens, text, sent_id=str(next(numbers)), newpar=newpar and position == 0)
+        words = segment_words(tokens)
         _check_words(words, source, line)
-        yield Sentence(words, source=source, line=line)
+        yield Sentence(words, lines=lines, word_lines=word_lines, source=source, line=line)
 
 
 def read_jsonl(path: str | Path) -> Iterator[Sentence]:
