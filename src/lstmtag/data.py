@@ -307,7 +307,9 @@ def text_chunks(path: str | Path, *, chunk_bytes: int = 65536, lines: bool = Fal
             raise DataError(source, line, f"not valid UTF-8 ({error.reason} at the end)") from None
 
 
-def read_sentences(path: str | Path, fmt: str, columns: Iterable[str] = ()) -> Iterator[Sentence]:
+def read_sentences(
+    path: str | Path, fmt: str, columns: Iterable[str] = (), *, segmenter: Segmenter = DEFAULT_SEGMENTER
+) -> Iterator[Sentence]:
     """Dispatch on ``fmt``: conllu, conll, text (one pre-tokenized sentence a line), raw or jsonl."""
     readers = {"conllu": read_conllu, "conll": read_conll}
     if fmt in readers:
@@ -315,7 +317,7 @@ def read_sentences(path: str | Path, fmt: str, columns: Iterable[str] = ()) -> I
     if fmt == "text":
         return read_text(path)
     if fmt == "raw":
-        return read_raw(path)
+        return read_raw(path, segmenter)
     if fmt == "jsonl":
         return read_jsonl(path)
     raise ValueError(f"unknown input format {fmt!r}; choose conllu, conll, text, raw or jsonl")

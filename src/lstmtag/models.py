@@ -317,6 +317,7 @@ def load_segmenter(name: str | Path) -> TrainedSegmenter:
     loaded = load(path)
     if not isinstance(loaded, TrainedSegmenter):
         raise checkpoint.ModelFileError(f"{path}: not a segmenter (train one with configs/segmenter.toml)")
+    loaded.info["source"] = str(path)
     return loaded
 
 

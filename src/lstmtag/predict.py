@@ -25,7 +25,7 @@ from lstmtag.lemma import apply as apply_script
 from lstmtag.lemma import is_script
 from lstmtag.limits import MAX_INSPECT_TOKENS, MAX_SENTENCE_TOKENS, check_sentence
 from lstmtag.metrics import ColumnScores, SpanScores, is_bio
-from lstmtag.models import TaggerBundle, for_inference, load_tagger
+from lstmtag.models import TaggerBundle, for_inference, load_segmenter, load_tagger, segmenter_path
 from lstmtag.segment import DEFAULT as rule_segment
 from lstmtag.segment import Segmenter, words
 
@@ -80,8 +80,9 @@ class Predictor:
         self.lemma_scripts = lemmas is not None and all(is_script(label) for label in lemmas.itos)
 
     @classmethod
-    def load(cls, name: str | Path, **options: object) -> Predictor:
-        return cls(load_tagger(name), **options)  # type: ignore[arg-type]
+    def load(cls, name: str | Path, *, segmenter: str | Path | Segmenter | None = None, **options: object) -> Predictor:
+        """A tagger by short name or path; ``segmenter``: a segmenter file (default: see ``choose_segmenter``)."""
+        return cls(load_tagger(name), segmenter=choose_segmenter(name, segmenter), **options)  # type: ignore[arg-type]
 
     @property
     def capabilities(self) -> Capabilities:
@@ -223,6 +224,14 @@ class Predictor:
         """Accuracy per column and their mean, over the columns ``sentences`` carry."""
         columns = {name: column["accuracy"] for name, column in self.evaluate(sentences)["columns"].items()}
         return Score(columns, sum(columns.values()) / len(columns))
+
+
+def choose_segmenter(model: str | Path, segmenter: str | Path | Segmenter | None) -> Segmenter:
+    """The segmenter for raw text: the one given (file or function), else one shipped beside the model, else rules."""
+    if callable(segmenter):
+        return segmenter
+    path = segmenter if segmenter is not None else segmenter_path(model)
+    return rule_segment if path is None else load_segmenter(path)
 
 
 def rows(words: Sequence[str], tagged: Tagged) -> list[dict[str, object]]:
