@@ -4,8 +4,7 @@ import pytest
 
 from lstmtag import checkpoint, models
 from lstmtag.segmenter import INSIDE, MULTIWORD, SENTENCE, TOKEN, WINDOW, Expander, _windows, decode, to_file
-from lstmtag.segmenter_train import expansion_coverage, labelled, scores, train_segmenter
-from tests.conftest import tiny_config
+from lstmtag.segmenter_train import expansion_coverage, labelled, scores
 
 PAIRS = (
     [("don't", ["do", "n't"])] * 3 + [("can't", ["ca", "n't"]), ("won't", ["wo", "n't"])] * 2 + [("del", ["de", "el"])]
@@ -70,19 +69,8 @@ def test_gold_labels_decode_back_to_the_gold_tokens(sample):
 
 
 @pytest.fixture(scope="module")
-def trained(sample, tmp_path_factory):
-    out = tmp_path_factory.mktemp("segmenter") / "seg.safetensors"
-    config = tiny_config(
-        "model.kind=segmenter",
-        "model.char_dim=16",
-        "model.hidden_size=32",
-        "model.num_layers=1",
-        "train.epochs=20",
-        "train.patience=20",
-        "train.lr=0.03",
-    )
-    result = train_segmenter(sample[:8], sample[:8], config, out)
-    return out, result
+def trained(tiny_segmenter):
+    return tiny_segmenter
 
 
 def test_it_learns_a_small_set_and_saves_without_pickle(trained, sample):
@@ -101,3 +89,23 @@ def test_a_segmenter_is_not_a_tagger(trained):
     out, _ = trained
     with pytest.raises(checkpoint.ModelFileError, match="a segmenter, not a tagger"):
         models.load_tagger(out)
+
+
+def test_padding_is_never_read_in_either_direction():
+    import torch
+
+    from lstmtag.config import load_config
+    from lstmtag.segmenter import SegmenterNet
+
+    torch.manual_seed(0)
+    net = SegmenterNet(load_config(None, ["model.char_dim=8", "model.hidden_size=8", "model.dropout=0.0"]).model, 20)
+    net.eval()
+    rows = [torch.randint(1, 20, (n,)) for n in (7, 3, 5)]
+    padded = torch.zeros(3, 7, dtype=torch.long)
+    for i, row in enumerate(rows):
+        padded[i, : len(row)] = row
+    with torch.no_grad():
+        together = net(padded, torch.tensor([7, 3, 5]))
+        for i, row in enumerate(rows):
+            alone = net(row.unsqueeze(0), torch.tensor([len(row)]))[0]
+            assert torch.allclose(alone, together[i, : len(row)], atol=1e-6)
