@@ -300,3 +300,20 @@ def test_a_tagger_given_as_segmenter_is_refused(model):
     )
     assert result.exit_code == 2
     assert "not a segmenter" in result.output
+
+
+@pytest.mark.parametrize("text", ["", "   \n\t\n\n  "])
+def test_raw_input_without_text_is_one_clear_error(model, text):
+    result = runner.invoke(app, ["tag", "--model", str(model), "--input", "raw", "-"], input=text)
+    assert result.exit_code == 2
+    assert "error: <stdin>: no sentences to tag; nothing written" in result.output
+
+
+def test_a_megabyte_line_without_sentence_end_or_spaces_is_cut_at_the_documented_limits(model, tmp_path):
+    path = tmp_path / "long.txt"
+    path.write_text("word " * 199_000 + "\n\n" + "a" * 5_500, encoding="utf-8")  # 995,000 + 5,500 bytes
+    result = runner.invoke(app, ["tag", "--model", str(model), "--input", "raw", "--output", "jsonl", str(path)])
+    assert result.exit_code == 0, result.output[-500:]
+    records = [json.loads(line) for line in result.stdout.strip().split("\n")]
+    assert [len(r["tokens"]) for r in records] == [1000] * 199 + [6]  # 199,000 words in sentences of 1,000
+    assert [len(t) for t in records[-1]["tokens"]] == [1000] * 5 + [500]  # a run of letters in 1,000-character pieces
