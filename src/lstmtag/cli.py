@@ -611,6 +611,7 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     max_wait_ms: Annotated[float, typer.Option(help="How long a request may wait to be batched with others.")] = 5.0,
     precision: PrecisionOption = None,
+    segmenter: SegmenterOption = None,
 ) -> None:
     """Serve taggers over HTTP (POST /tag, POST /inspect, GET /models, /health, /docs) and the web page at /."""
     import uvicorn
@@ -620,6 +621,6 @@ def serve(
     memory.bound_heap()  # a storm of requests must not leave the server holding what it freed
     if not 0 <= port <= 65535:
         raise ValueError(f"--port must be between 0 and 65535, got {port}")
-    predictors = load_predictors(models or ["en"], precision=precision)
+    predictors = load_predictors(models or ["en"], precision=precision, segmenter=segmenter)
     console.print(f"serving {sorted(predictors)} on http://{host}:{port}/ (API docs at /docs)")
     uvicorn.run(create_app(predictors, Limits(max_wait_ms=max_wait_ms)), host=host, port=port, log_level="warning")

@@ -166,9 +166,13 @@ def model_spec(spec: str) -> tuple[str, str]:
     return Path(spec).name.removesuffix(".safetensors"), spec
 
 
-def load_predictors(specs: list[str], *, precision: str | None = None) -> dict[str, Predictor]:
+def load_predictors(
+    specs: list[str], *, precision: str | None = None, segmenter: str | None = None
+) -> dict[str, Predictor]:
     """The models ``lstmtag serve --model`` names (``en``, ``PATH`` or ``NAME=PATH``), in order."""
-    return {name: Predictor.load(path, precision=precision) for name, path in map(model_spec, specs)}
+    return {
+        name: Predictor.load(path, precision=precision, segmenter=segmenter) for name, path in map(model_spec, specs)
+    }
 
 
 def create_app(predictors: dict[str, Predictor], limits: Limits | None = None) -> FastAPI:
