@@ -246,9 +246,9 @@ def test_serve_command_loads_named_models_and_answers(model, tmp_path):
 def _text_of(conllu: str) -> str:
     """The text a CoNLL-U output spells: tokens joined by their SpaceAfter, paragraphs by blank lines."""
     paragraphs: list[str] = []
-    last = 0
     for block in conllu.strip().split("\n\n"):
         lines = block.split("\n")
+        last = 0  # the last word ID inside the multiword token being read
         if "# newpar" in lines or not paragraphs:
             paragraphs.append("")
         for line in lines:
@@ -259,8 +259,6 @@ def _text_of(conllu: str) -> str:
                 last = int(cells[0].split("-")[1])
             elif int(cells[0]) <= last:
                 continue
-            else:
-                last = 0
             paragraphs[-1] += cells[1] + ("" if "SpaceAfter=No" in cells[9] else " ")
     return "\n\n".join(p.strip() for p in paragraphs)
 
