@@ -1,4 +1,4 @@
-from lstmtag.segment import Token, bounded, clean, conllu_lines, rule_segment, split_text, words
+from lstmtag.segment import Token, bounded, clean, conllu_lines, paragraphs, rule_segment, split_text, words
 
 
 def test_tokenizer():
@@ -62,3 +62,9 @@ def test_conllu_lines_mark_paragraphs_spaces_and_multiword_tokens():
     ]
     assert all(len(r) == 10 for r in rows)
     assert [lines[i].split("\t")[1] for i in word_lines] == ["I", "do", "n't", "go", "."]
+
+
+def test_no_sentence_spans_a_blank_line():
+    text = "Yes it is\n \nA second one\n\n\nthird"
+    assert [[t.text for t in s] for s in rule_segment(text)] == [["Yes", "it", "is"], ["A", "second", "one"], ["third"]]
+    assert [offset for offset, _ in paragraphs(text)] == [0, 12, 27]

@@ -3,6 +3,7 @@
 import pytest
 
 from lstmtag import checkpoint, models
+from lstmtag.segment import paragraphs, with_offset
 from lstmtag.segmenter import INSIDE, MULTIWORD, SENTENCE, TOKEN, WINDOW, Expander, _windows, decode, to_file
 from lstmtag.segmenter_train import expansion_coverage, labelled, scores
 
@@ -57,7 +58,7 @@ def test_gold_labels_decode_back_to_the_gold_tokens(sample):
 
     class Oracle:
         def __call__(self, text):
-            return decode(text, by_text[text], expander)
+            return [s for at, p in paragraphs(text) for s in with_offset(decode(p, by_text[p], expander), at)]
 
     from lstmtag.segmenter import TrainedSegmenter
 
@@ -109,3 +110,10 @@ def test_padding_is_never_read_in_either_direction():
         for i, row in enumerate(rows):
             alone = net(row.unsqueeze(0), torch.tensor([len(row)]))[0]
             assert torch.allclose(alone, together[i, : len(row)], atol=1e-6)
+
+
+def test_paragraphs_labelled_together_equal_paragraphs_one_by_one(trained):
+    segmenter = models.load_segmenter(trained[0])
+    first, second = "I don't know. It's 5 o'clock, isn't it?", "The cow jumped over the moon.\tThe end"
+    together = segmenter(first + "\n\n" + second)
+    assert together == segmenter(first) + with_offset(segmenter(second), len(first) + 2)

@@ -8,30 +8,17 @@ alone does not keep.
 
 from __future__ import annotations
 
+import bisect
 import itertools
-import re
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from lstmtag import ud_eval
 from lstmtag.data import DataError, Sentence, format_conllu, segmented
-from lstmtag.segment import Segmenter, Token, clean
+from lstmtag.segment import Segmenter, clean, paragraphs
 
 if TYPE_CHECKING:
     from lstmtag.predict import Predictor
-
-PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
-
-
-def paragraphs(text: str) -> list[tuple[int, str]]:
-    """``(offset, paragraph)`` for each run of text between blank lines."""
-    pieces, start = [], 0
-    for match in [*PARAGRAPH_BREAK.finditer(text), None]:
-        end = match.start() if match else len(text)
-        if text[start:end].strip():
-            pieces.append((start, text[start:end]))
-        start = match.end() if match else len(text)
-    return pieces
 
 
 def tag_document(predictor: Predictor, text: str, segmenter: Segmenter) -> list[dict[str, object]]:
@@ -40,12 +27,12 @@ def tag_document(predictor: Predictor, text: str, segmenter: Segmenter) -> list[
     Each token: ``{"text", "start", "end", "space_after", "words": [{"word", column: tag,
     column_prob: p, ...}]}`` (one word unless it is a multiword token); offsets are into ``text``.
     """
-    pieces: list[tuple[int, int, list[Token]]] = []
-    for number, (offset, paragraph) in enumerate(paragraphs(clean(text))):
-        pieces += [(number, offset, tokens) for tokens in segmenter(paragraph)]
-    sentences = [Sentence([form for token in tokens for form in token.forms]) for _, _, tokens in pieces]
+    cleaned = clean(text)  # one character for one: offsets into it are offsets into ``text``
+    breaks = [offset for offset, _ in paragraphs(cleaned)]
+    pieces = [(bisect.bisect_right(breaks, tokens[0].start) - 1, tokens) for tokens in segmenter(cleaned)]
+    sentences = [Sentence([form for token in tokens for form in token.forms]) for _, tokens in pieces]
     result = []
-    for (number, offset, tokens), tagged in zip(pieces, predictor.predict(sentences), strict=True):
+    for (number, tokens), tagged in zip(pieces, predictor.predict(sentences), strict=True):
         position = 0
         rows = []
         for token in tokens:
@@ -57,7 +44,7 @@ def tag_document(predictor: Predictor, text: str, segmenter: Segmenter) -> list[
                     word[f"{name}_prob"] = tagged.probs[name][position]
                 found.append(word)
                 position += 1
-            start, end = offset + token.start, offset + token.end
+            start, end = token.start, token.end
             rows.append(
                 {"text": token.text, "start": start, "end": end, "space_after": token.space_after, "words": found}
             )
@@ -85,7 +72,7 @@ def gold_paragraphs(sentences: Iterable[Sentence]) -> Iterator[str]:
 def evaluate_raw(predictor: Predictor, gold: list[Sentence], segmenter: Segmenter) -> dict[str, object]:
     """The gold file's text through segmenter and tagger, scored as the CoNLL 2018 shared task does."""
     numbers = itertools.count(1)
-    system = [s for text in gold_paragraphs(gold) for s in segmented(text, segmenter, "<system>", 0, numbers)]
+    system = list(segmented("\n\n".join(gold_paragraphs(gold)), segmenter, "<system>", 0, numbers))
     filled = []
     for sentence, tagged in predictor.stream(system):
         columns = {name: tags for name, tags in tagged.tags.items() if name in ("upos", "xpos", "feats", "lemma")}

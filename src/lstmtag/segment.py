@@ -1,7 +1,9 @@
 """Raw text -> sentences of tokens with character offsets: the seam behind ``tag --input raw``, the API and the service.
 
-A ``Segmenter`` is any function from a paragraph of text to sentences of ``Token`` s (their offsets
-into that text, whether a space follows, and the words of a multiword token). Two exist: the rule
+A ``Segmenter`` is any function from text to sentences of ``Token`` s (their offsets into that text,
+whether a space follows, and the words of a multiword token). The text may hold several paragraphs
+separated by blank lines (``paragraphs``); no sentence spans one, so a caller can hand over many
+paragraphs at once and a trained segmenter labels them in one batch. Two exist: the rule
 tokenizer here (``rule_segment``, the default) and the trained character BiLSTM
 (``segmenter.SegmenterModel``); callers take whichever they are given and never ask which.
 
@@ -43,6 +45,18 @@ TOKEN = re.compile(
     r"n't\b|'(?:s|re|ve|ll|d|m)\b|\w+?(?=n't\b)|\w+(?:[-.]\w+|'(?!(?:s|re|ve|ll|d|m)\b)\w+)*|[^\w\s]", re.IGNORECASE
 )
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n\s*")  # a blank line (maybe holding spaces), and the whitespace after it
+
+
+def paragraphs(text: str) -> list[tuple[int, str]]:
+    """``(offset, paragraph)`` for each run of text between blank lines."""
+    pieces, start = [], 0
+    for match in [*PARAGRAPH_BREAK.finditer(text), None]:
+        end = match.start() if match else len(text)
+        if text[start:end].strip():
+            pieces.append((start, text[start:end]))
+        start = match.end() if match else len(text)
+    return pieces
 
 
 def clean(text: str) -> str:
@@ -64,14 +78,16 @@ def rule_segment(text: str) -> list[list[Token]]:
     """
     text = clean(text)
     sentences = []
-    start = 0
-    for end in [m.start() for m in SENTENCE_END.finditer(text)] + [len(text)]:
-        tokens = [
-            Token(m.group(), m.start(), m.end(), _space_after(text, m.end())) for m in TOKEN.finditer(text, start, end)
-        ]
-        if tokens:
-            sentences.append(tokens)
-        start = end
+    for offset, paragraph in paragraphs(text):
+        start, stop = offset, offset + len(paragraph)
+        for end in [m.start() for m in SENTENCE_END.finditer(text, start, stop)] + [stop]:
+            tokens = [
+                Token(m.group(), m.start(), m.end(), _space_after(text, m.end()))
+                for m in TOKEN.finditer(text, start, end)
+            ]
+            if tokens:
+                sentences.append(tokens)
+            start = end
     return bounded(sentences)
 
 

@@ -30,7 +30,7 @@ from torch import nn
 from lstmtag import checkpoint
 from lstmtag.config import Config, ModelConfig, saved_config
 from lstmtag.contract import Capabilities
-from lstmtag.segment import Token, bounded, clean
+from lstmtag.segment import Token, bounded, clean, paragraphs, with_offset
 
 LABELS = ("inside", "token", "multiword", "sentence", "multiword_sentence")
 INSIDE, TOKEN, MULTIWORD, SENTENCE, MULTIWORD_SENTENCE = range(len(LABELS))
@@ -165,13 +165,23 @@ class TrainedSegmenter:
         return [(labels, probs[row, : len(labels)].tolist()) for row, labels in enumerate(rows)]
 
     def __call__(self, text: str) -> list[list[Token]]:
+        """Sentences of tokens of ``text``; its paragraphs' windows are labelled together, longest first."""
         text = clean(text)
-        windows = _windows(text)
-        labels: list[int] = []
-        for start in range(0, len(windows), 32):  # 32 windows (64k characters) per batch bound the memory
-            for row in self.label([text[a:b] for a, b in windows[start : start + 32]]):
-                labels += row
-        return bounded(decode(text, labels, self.expander))
+        pieces = paragraphs(text)
+        windows = [(a + offset, b + offset) for offset, paragraph in pieces for a, b in _windows(paragraph)]
+        order = sorted(range(len(windows)), key=lambda i: windows[i][0] - windows[i][1])  # little padding
+        labels: list[list[int]] = [[] for _ in windows]
+        for start in range(0, len(order), 32):  # 32 windows (64k characters) per batch bound the memory
+            chosen = order[start : start + 32]
+            for index, row in zip(chosen, self.label([text[slice(*windows[i])] for i in chosen]), strict=True):
+                labels[index] = row
+        flat = [label for row in labels for label in row]
+        sentences, at = [], 0
+        for offset, paragraph in pieces:
+            found = decode(paragraph, flat[at : at + len(paragraph)], self.expander)
+            sentences += with_offset(found, offset)
+            at += len(paragraph)
+        return bounded(sentences)
 
 
 def _windows(text: str, size: int = WINDOW) -> list[tuple[int, int]]:

@@ -99,6 +99,9 @@ def train_tagger(
     if config.model.kind == "segmenter":  # labels characters of the raw text, not words: its own loop
         from lstmtag.segmenter_train import train_segmenter
 
+        if resume or teacher is not None:
+            raise ValueError("a segmenter trains from the start and from gold text only (no --resume, no distill)")
+
         return train_segmenter(train, dev, config, out, on_progress=on_progress, info=info)
     settings = config.train
     if settings.threads > 0:
