@@ -36,7 +36,8 @@ def load(name: str | Path, **options: Any) -> Predictor | LanguageModel:
     loaded = models.load(name)
     if not loaded.capabilities.tags:
         return loaded  # type: ignore[return-value]
-    segmenter = choose_segmenter(name, options.pop("segmenter", None))
+    precision = options.get("precision") or loaded.info.get("precision", "float")
+    segmenter = choose_segmenter(name, options.pop("segmenter", None), precision=precision)
     return Predictor(loaded, segmenter=segmenter, **options)  # type: ignore[arg-type]
 
 

@@ -239,7 +239,7 @@ def read_raw(path: str | Path, segmenter: Segmenter = DEFAULT_SEGMENTER) -> Iter
     with _open_binary(path) as (handle, source):
         block: list[tuple[int, str, bool]] = []  # (first line, paragraph, starts a paragraph)
         lines: list[str] = []
-        start = size = 0
+        start = size = block_size = 0
         newpar = True
         for number, text in _decoded_lines(handle, source):
             if text.strip():
@@ -248,11 +248,12 @@ def read_raw(path: str | Path, segmenter: Segmenter = DEFAULT_SEGMENTER) -> Iter
                 size += len(text)
             if lines and (not text.strip() or size > MAX_LINE_BYTES):
                 block.append((start, " ".join(lines), newpar))
+                block_size += size
                 newpar = not text.strip()  # a paragraph cut at the size limit goes on in the next piece
                 lines = []
-                if sum(len(paragraph) for _, paragraph, _ in block) >= RAW_BLOCK_BYTES or size > MAX_LINE_BYTES:
+                if block_size >= RAW_BLOCK_BYTES or size > MAX_LINE_BYTES:
                     yield from _block(block, segmenter, source, numbers)
-                    block = []
+                    block, block_size = [], 0
                 size = 0
         if lines:
             block.append((start, " ".join(lines), newpar))
@@ -290,17 +291,16 @@ def segmented(
     source, for errors (else ``line``).
     """
     breaks = [offset for offset, _ in paragraphs(text)]
-    previous = None
+    last = -1  # the paragraph of the sentence before
     for tokens in segmenter(text):
-        starts = (
-            previous is None and newpar or previous is not None and any(previous < b <= tokens[0].start for b in breaks)
-        )
+        paragraph = bisect.bisect_right(breaks, tokens[0].start) - 1
+        starts = paragraph != last if last >= 0 else newpar
+        last = paragraph
         sentence_lines, word_lines = conllu_lines(tokens, text, sent_id=str(next(numbers)), newpar=starts)
         words = segment_words(tokens)
-        where = lines[bisect.bisect_right(breaks, tokens[0].start) - 1] if lines else line
+        where = lines[paragraph] if lines else line
         _check_words(words, source, where)
         yield Sentence(words, lines=sentence_lines, word_lines=word_lines, source=source, line=where)
-        previous = tokens[-1].end
 
 
 def read_jsonl(path: str | Path) -> Iterator[Sentence]:

@@ -82,7 +82,9 @@ class Predictor:
     @classmethod
     def load(cls, name: str | Path, *, segmenter: str | Path | Segmenter | None = None, **options: object) -> Predictor:
         """A tagger by short name or path; ``segmenter``: a segmenter file (default: see ``choose_segmenter``)."""
-        return cls(load_tagger(name), segmenter=choose_segmenter(name, segmenter), **options)  # type: ignore[arg-type]
+        bundle = load_tagger(name)
+        precision = str(options.get("precision") or bundle.info.get("precision", "float"))
+        return cls(bundle, segmenter=choose_segmenter(name, segmenter, precision=precision), **options)  # type: ignore[arg-type]
 
     @property
     def capabilities(self) -> Capabilities:
@@ -226,12 +228,14 @@ class Predictor:
         return Score(columns, sum(columns.values()) / len(columns))
 
 
-def choose_segmenter(model: str | Path, segmenter: str | Path | Segmenter | None) -> Segmenter:
+def choose_segmenter(
+    model: str | Path, segmenter: str | Path | Segmenter | None, *, precision: str = "float"
+) -> Segmenter:
     """The segmenter for raw text: the one given (file or function), else one shipped beside the model, else rules."""
     if callable(segmenter):
         return segmenter
     path = segmenter if segmenter is not None else segmenter_path(model)
-    return rule_segment if path is None else load_segmenter(path)
+    return rule_segment if path is None else load_segmenter(path).at_precision(precision)
 
 
 def rows(words: Sequence[str], tagged: Tagged) -> list[dict[str, object]]:
