@@ -1,6 +1,6 @@
 """The registry of model kinds: from a saved ``kind`` to how a model is built, saved, loaded and run fast.
 
-Every model file names its kind (``KINDS``: ``tagger``, ``hmm``, ``ensemble``, ``lm``); a ``.onnx``
+Every model file names its kind (``KINDS``: ``tagger``, ``hmm``, ``ensemble``, ``lm``, ``segmenter``); a ``.onnx``
 file is opened by the ONNX Runtime backend. Adding a kind (a distilled student's architecture, a
 lemma or tokenizer model) means one class implementing ``contract.TaggingModel`` and one ``Kind``
 entry here; nothing else in the package tests what kind a model is. Wherever a model is named, a
