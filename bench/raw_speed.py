@@ -5,7 +5,7 @@
 One process, one thread. The text is EWT test's own (its ``# text`` lines, a paragraph per
 ``# newpar``), the words its gold words, so both runs tag the same sentences. Each pass times, in CPU
 seconds (steadier than wall time on a shared machine): pre-tokenized sentences through
-``Predictor.stream``; raw text through ``data.read_raw`` with the rule tokenizer, then with the
+``Predictor.stream``; raw text through ``raw.read_raw`` with the rule tokenizer, then with the
 trained segmenter, and the tagger, the three interleaved. The best pass of each counts. Words/s divide the gold word count.
 Writes bench/results/raw_speed.json and .md.
 """
@@ -21,9 +21,10 @@ from pathlib import Path
 import torch
 
 from common import RESULTS, SHARED, machine
-from lstmtag.data import format_conllu, load_labelled, read_raw, read_text
+from lstmtag.data import format_conllu, load_labelled, read_text
 from lstmtag.pipeline import gold_paragraphs
 from lstmtag.predict import Predictor, choose_segmenter
+from lstmtag.raw import read_raw
 from lstmtag.segment import rule_segment
 
 

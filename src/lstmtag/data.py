@@ -8,10 +8,8 @@ ranges, empty nodes, other columns) must be written back byte for byte.
 
 from __future__ import annotations
 
-import bisect
 import codecs
 import glob
-import itertools
 import json
 import os
 import sys
@@ -24,8 +22,7 @@ from typing import IO
 
 from lstmtag.limits import MAX_JSON_DEPTH, MAX_LINE_BYTES, MAX_SENTENCE_TOKENS, json_depth, sentence_problem
 from lstmtag.segment import DEFAULT as DEFAULT_SEGMENTER
-from lstmtag.segment import Segmenter, conllu_lines, paragraphs
-from lstmtag.segment import words as segment_words
+from lstmtag.segment import Segmenter
 
 CONLLU_COLUMNS = {"lemma": 2, "upos": 3, "xpos": 4, "feats": 5, "deprel": 7}
 
@@ -223,86 +220,6 @@ def read_text(path: str | Path) -> Iterator[Sentence]:
                 yield Sentence(words, source=source, line=number)
 
 
-RAW_BLOCK_BYTES = 65_536  # paragraphs handed to the segmenter at once (a trained one labels them in one batch)
-
-
-def read_raw(path: str | Path, segmenter: Segmenter = DEFAULT_SEGMENTER) -> Iterator[Sentence]:
-    """Raw text, split into sentences and tokens by ``segmenter`` (``segment.rule_segment`` by default).
-
-    Paragraphs (runs of lines up to a blank line, or ``MAX_LINE_BYTES`` of text) are gathered into
-    blocks of about ``RAW_BLOCK_BYTES`` and split a block at a time, so a file of any size streams; a
-    sentence never spans a blank line. Each sentence names its paragraph's first line and carries its
-    CoNLL-U lines (``segment.conllu_lines``: ``# newpar``, ``# sent_id``, ``# text``, multiword
-    ranges, ``SpaceAfter=No``), which ``format_conllu`` fills in.
-    """
-    numbers = itertools.count(1)
-    with _open_binary(path) as (handle, source):
-        block: list[tuple[int, str, bool]] = []  # (first line, paragraph, starts a paragraph)
-        lines: list[str] = []
-        start = size = block_size = 0
-        newpar = True
-        for number, text in _decoded_lines(handle, source):
-            if text.strip():
-                start = start if lines else number
-                lines.append(text)
-                size += len(text)
-            if lines and (not text.strip() or size > MAX_LINE_BYTES):
-                block.append((start, " ".join(lines), newpar))
-                block_size += size
-                newpar = not text.strip()  # a paragraph cut at the size limit goes on in the next piece
-                lines = []
-                if block_size >= RAW_BLOCK_BYTES or size > MAX_LINE_BYTES:
-                    yield from _block(block, segmenter, source, numbers)
-                    block, block_size = [], 0
-                size = 0
-        if lines:
-            block.append((start, " ".join(lines), newpar))
-        yield from _block(block, segmenter, source, numbers)
-
-
-def _block(
-    block: list[tuple[int, str, bool]], segmenter: Segmenter, source: str, numbers: Iterator[int]
-) -> Iterator[Sentence]:
-    """The sentences of a block of paragraphs, segmented at once (paragraphs joined by blank lines).
-
-    Only the first paragraph of a block can be the rest of one cut at the size limit (a cut flushes
-    its block), so its ``newpar`` is the block's.
-    """
-    if block:
-        text = "\n\n".join(paragraph for _, paragraph, _ in block)
-        lines = [line for line, _, _ in block]
-        yield from segmented(text, segmenter, source, lines[0], numbers, newpar=block[0][2], lines=lines)
-
-
-def segmented(
-    text: str,
-    segmenter: Segmenter,
-    source: str,
-    line: int,
-    numbers: Iterator[int],
-    *,
-    newpar: bool = True,
-    lines: list[int] | None = None,
-) -> Iterator[Sentence]:
-    """The sentences of ``text`` (paragraphs separated by blank lines), with their CoNLL-U lines.
-
-    ``numbers`` gives the sent_ids; a sentence starts a paragraph (``# newpar``) when it is the first
-    (and ``newpar``) or a blank line lies before it. ``lines``: each paragraph's first line in the
-    source, for errors (else ``line``).
-    """
-    breaks = [offset for offset, _ in paragraphs(text)]
-    last = -1  # the paragraph of the sentence before
-    for tokens in segmenter(text):
-        paragraph = bisect.bisect_right(breaks, tokens[0].start) - 1
-        starts = paragraph != last if last >= 0 else newpar
-        last = paragraph
-        sentence_lines, word_lines = conllu_lines(tokens, text, sent_id=str(next(numbers)), newpar=starts)
-        words = segment_words(tokens)
-        where = lines[paragraph] if lines else line
-        _check_words(words, source, where)
-        yield Sentence(words, lines=sentence_lines, word_lines=word_lines, source=source, line=where)
-
-
 def read_jsonl(path: str | Path) -> Iterator[Sentence]:
     """JSON lines, each ``{"tokens": ["The", "cow"]}``; blank lines skipped."""
     with _open_binary(path) as (handle, source):
@@ -361,6 +278,8 @@ def read_sentences(
     if fmt == "text":
         return read_text(path)
     if fmt == "raw":
+        from lstmtag.raw import read_raw  # it builds on this module's readers
+
         return read_raw(path, segmenter)
     if fmt == "jsonl":
         return read_jsonl(path)

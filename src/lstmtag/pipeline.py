@@ -14,7 +14,8 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from lstmtag import ud_eval
-from lstmtag.data import DataError, Sentence, format_conllu, segmented
+from lstmtag.data import DataError, Sentence, format_conllu
+from lstmtag.raw import segmented
 from lstmtag.segment import Segmenter, clean, paragraphs
 
 if TYPE_CHECKING:

@@ -20,8 +20,9 @@ import torch
 
 from lstmtag import checkpoint, ud_eval
 from lstmtag.config import Config
-from lstmtag.data import DataError, Sentence, segmented
+from lstmtag.data import DataError, Sentence
 from lstmtag.pipeline import gold_paragraphs
+from lstmtag.raw import segmented
 from lstmtag.segmenter import (
     INSIDE,
     MULTIWORD,
