@@ -30,6 +30,9 @@ def test_tokens_are_slices_of_the_text_with_their_spaces():
 
 def test_control_characters_are_spaces_one_for_one():
     assert clean("a\x00b\u200bc\td\n") == "a b c\td\n"
+    assert clean("\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645 \U0001f468\u200d\U0001f469") == (
+        "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645 \U0001f468\u200d\U0001f469"
+    )  # joiners stay inside a Persian word and an emoji sequence
     assert words(rule_segment("ding\x07dong")[0]) == ["ding", "dong"]
 
 

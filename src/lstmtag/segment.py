@@ -8,7 +8,7 @@ tokenizer here (``rule_segment``, the default) and the trained character BiLSTM
 (``segmenter.SegmenterModel``); callers take whichever they are given and never ask which.
 
 Every character is accounted for: a token is a slice of the text, and what lies between tokens is
-whitespace (control characters count as whitespace, see ``clean``). ``bounded`` cuts what no model
+whitespace (control characters and zero-width spaces count as whitespace, see ``clean``). ``bounded`` cuts what no model
 should be handed whole: a sentence over ``MAX_SENTENCE_TOKENS`` tokens (a 1 MB line without a
 sentence end) is cut into pieces of that many tokens, and a token over ``MAX_TOKEN_CHARS``
 characters (text without spaces) into pieces of that many characters, joined with no space.
@@ -59,13 +59,19 @@ def paragraphs(text: str) -> list[tuple[int, str]]:
     return pieces
 
 
-def clean(text: str) -> str:
-    """``text`` with control and format characters (other than tab and line ends) turned into spaces.
+INVISIBLE = frozenset("\u200b\u2060\ufeff")  # zero-width space, word joiner, byte-order mark
 
-    One character for one, so offsets into the result are offsets into the input. Why: a NUL, a bell
-    or a zero-width joiner inside a CoNLL-U FORM helps no tagger and breaks some readers.
+
+def clean(text: str) -> str:
+    """``text`` with control characters (other than tab and line ends) and invisible separators as spaces.
+
+    One character for one, so offsets into the result are offsets into the input. Why: a NUL or a
+    bell inside a CoNLL-U FORM helps no tagger and breaks some readers. Zero-width joiners and
+    non-joiners stay: they belong inside Persian and Indic words and emoji sequences.
     """
-    return "".join(" " if unicodedata.category(c) in ("Cc", "Cf") and c not in "\t\n\r" else c for c in text)
+    return "".join(
+        " " if (c in INVISIBLE or unicodedata.category(c) == "Cc") and c not in "\t\n\r" else c for c in text
+    )
 
 
 def rule_segment(text: str) -> list[list[Token]]:
