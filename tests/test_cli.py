@@ -315,3 +315,16 @@ def test_a_megabyte_line_without_sentence_end_or_spaces_is_cut_at_the_documented
     records = [json.loads(line) for line in result.stdout.strip().split("\n")]
     assert [len(r["tokens"]) for r in records] == [1000] * 199 + [6]  # 199,000 words in sentences of 1,000
     assert [len(t) for t in records[-1]["tokens"]] == [1000] * 5 + [500]  # a run of letters in 1,000-character pieces
+
+
+def test_train_a_segmenter_with_the_same_command(tmp_path):
+    out = tmp_path / "seg.safetensors"
+    config = Path(__file__).resolve().parents[1] / "configs" / "segmenter.toml"
+    command = ["train", "--config", str(config), "--train", str(DATA / "ewt_sample.conllu")]
+    command += ["--dev", str(DATA / "ewt_dev_sample.conllu"), "--out", str(out)]
+    command += ["--set", "train.epochs=1", "--set", "model.hidden_size=8", "--set", "model.num_layers=1"]
+    result = runner.invoke(app, command)
+    assert result.exit_code == 0, result.output
+    assert "best dev accuracy" in result.output and out.is_file()
+    result = runner.invoke(app, [*command, "--resume"])
+    assert result.exit_code == 2 and "no --resume" in result.output
