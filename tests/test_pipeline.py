@@ -7,7 +7,7 @@ from lstmtag import models
 from lstmtag.data import DataError, load_labelled
 from lstmtag.pipeline import evaluate_raw, gold_paragraphs, paragraphs
 from lstmtag.predict import Predictor
-from lstmtag.segment import Token
+from lstmtag.segment import Token, rule_segment
 from tests.conftest import DATA, tiny_config
 
 
@@ -32,7 +32,7 @@ def test_gold_without_text_lines_is_refused(tmp_path):
 
 def test_the_api_gives_tokens_with_offsets_and_multiword_words(tiny_tagger):
     def segmenter(text):  # a stand-in with a multiword token, so the document view can be checked exactly
-        sentences = lstmtag.segment.rule_segment(text)
+        sentences = rule_segment(text)
         return [
             [Token(t.text, t.start, t.end, t.space_after, ("do", "n't") if t.text == "dont" else ()) for t in s]
             for s in sentences
@@ -80,3 +80,19 @@ def test_gold_token_evaluation_reports_lemma_and_feats_when_the_model_predicts_t
         assert {"accuracy", "known_accuracy", "unknown_accuracy"} <= set(columns[name])
     raw = evaluate_raw(predictor, gold, predictor.segmenter)["scores"]
     assert raw["Lemmas"]["correct"] > 0  # the predicted lemmas reach the raw-text scores
+
+
+def test_a_shipped_model_brings_the_segmenter_installed_beside_it(tiny_tagger, tiny_segmenter, tmp_path, monkeypatch):
+    import shutil
+
+    from lstmtag.segmenter import TrainedSegmenter
+
+    shutil.copy(tiny_tagger, tmp_path / "xx_test.safetensors")
+    monkeypatch.setitem(models.SHIPPED, "xx", "xx_test.safetensors")
+    monkeypatch.setattr(models, "shipped_dirs", lambda: [tmp_path])
+    assert lstmtag.load("xx").segmenter is rule_segment  # none installed: the rules
+    shutil.copy(tiny_segmenter[0], tmp_path / "xx_test.segmenter.safetensors")
+    predictor = lstmtag.load("xx")
+    assert isinstance(predictor.segmenter, TrainedSegmenter)
+    assert isinstance(Predictor.load("xx").segmenter, TrainedSegmenter)
+    assert lstmtag.load("xx", segmenter=rule_segment).segmenter is rule_segment
