@@ -10,10 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from lstmtag.corpus_trace import TaggerCorpus
 from lstmtag.models import SHIPPED, shipped_dirs
 from lstmtag.predict import Predictor
 from lstmtag.serve import create_app
 from lstmtag.train import train_tagger
+from lstmtag.units import collect
+from lstmtag.views import sentence_view, stats_from
 from tests.conftest import tiny_config
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -44,7 +47,8 @@ def server(sample, tmp_path_factory):
         train_tagger(sample[:12], sample[:4], tiny_config("train.epochs=2"), out)
         predictor = Predictor.load(out)
     port = _free_port()
-    config = uvicorn.Config(create_app({"en": predictor}), host="127.0.0.1", port=port, log_level="warning")
+    app = create_app({"en": predictor}, corpus=Path(__file__).parent / "data" / "ewt_dev_sample.conllu")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     instance = uvicorn.Server(config)
     thread = threading.Thread(target=instance.run, daemon=True)
     thread.start()
@@ -74,14 +78,76 @@ def test_page_tags_and_draws_heatmaps(server, tmp_path):
         shown = page.locator("#tags td.tag[data-column=upos]").all_inner_texts()
         expected = [row["upos"] for row in predictor.tag(tokens)]
         assert [cell.split("\n")[0] for cell in shown] == expected
-        layers = len(predictor.inspect(tokens).layers)
-        assert page.locator("#heatmaps canvas").count() == 6 * layers
+        trace = predictor.inspect(tokens)
+        view = sentence_view(trace)  # what the page draws: the top 32 units by variance, per layer
+        layers = len(trace.layers)
+        assert page.locator("#heatmaps canvas").count() == 7 * layers  # h, c, i, f, g, o and the summary
+        labels = page.locator(".layer").first.locator(".unit-label").all_inner_texts()
+        assert labels[:32] == [str(u) for u in view["layers"][0]["units"]]
         canvas = page.locator("#heatmaps canvas").first
         canvas.hover(position={"x": 5, "y": 2})
         tip = page.locator("#tooltip")
-        assert tip.is_visible() and re.fullmatch(r"h\[The, unit [01]\] = -?\d+\.\d{4}", tip.inner_text())
+        first_unit = view["layers"][0]["units"][0]
+        assert tip.is_visible() and re.fullmatch(rf"h\[The, unit {first_unit}\] = -?\d+\.\d{{4}}", tip.inner_text())
+        page.locator("canvas.summary").first.hover(position={"x": 40, "y": 3 * 12 + 4})  # 'mean f' row, 2nd token
+        expected_f = view["layers"][0]["summary"][1]["f"]
+        assert tip.inner_text() == f"mean f[cow] = {expected_f:.4f}"
+        # Order by a tag over the server's corpus: the units the corpus statistics rank first.
+        page.select_option("#order", "corpus-tag:NOUN")
+        page.wait_for_function(
+            "document.querySelector('#heatmaps h3').textContent.includes('corpus-tag:NOUN')", timeout=60_000
+        )
+        corpus = TaggerCorpus(predictor, Path(__file__).parent / "data" / "ewt_dev_sample.conllu")
+        ordered = sentence_view(trace, order="tag:NOUN", stats=stats_from(collect(corpus)))
+        labels = page.locator(".layer").first.locator(".unit-label").all_inner_texts()
+        assert labels[:32] == [str(u) for u in ordered["layers"][0]["units"]]
+        page.select_option("#order", "variance")
+        page.wait_for_function("document.querySelector('#heatmaps h3').textContent.includes('by variance')")
         page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
         if os.environ.get("LSTMTAG_SCREENSHOT"):  # e.g. docs/web-page.png, to refresh the README picture
             shutil.copy(tmp_path / "page.png", os.environ["LSTMTAG_SCREENSHOT"])
         browser.close()
     assert (tmp_path / "page.png").stat().st_size > 20_000
+
+
+def test_page_fits_a_long_sentence_shows_all_units_and_searches(server, tmp_path):
+    if not Path(CHROMIUM).is_file():
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    url, predictor = server
+    words = ("the old man saw a small dog near the river and it ran away quickly , " * 5).split()[:60]
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(url + "/")
+        page.fill("#sentence", " ".join(words))
+        page.click("#go")
+        page.wait_for_selector("#heatmaps canvas", timeout=30_000)
+        assert page.locator("#tags th.token").count() == 60
+        # Nothing runs past the right edge: every panel fits the window's width.
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        widths = page.evaluate(
+            "[...document.querySelectorAll('#heatmaps .map')].map(m => m.getBoundingClientRect().right)"
+        )
+        assert max(widths) <= 1280
+        size = predictor.inspect(words[:2]).layers[0].h.shape[-1]
+        page.check("#all-units")
+        page.wait_for_function(f"document.querySelector('#heatmaps h3').textContent.includes('all {size} units')")
+        heights = page.evaluate("[...document.querySelectorAll('#heatmaps canvas[data-name=h]')].map(c => c.height)")
+        assert all(h >= size * 2 for h in heights)
+        page.uncheck("#all-units")
+        page.wait_for_function("document.querySelector('#heatmaps h3').textContent.includes('top 32')")
+        first = page.locator(".layer").first.locator(".unit-label").first
+        unit = first.get_attribute("data-unit")
+        first.click()
+        assert page.locator("#selected").inner_text() == unit
+        page.fill("#threshold", "0")
+        page.click("#search")
+        page.wait_for_function("document.querySelector('#search-status').textContent.includes('spans')", timeout=30_000)
+        status = page.locator("#search-status").inner_text()
+        assert unit in status and "in 15 sentences" in status
+        assert page.locator("#results li mark").count() >= 1
+        page.screenshot(path=str(tmp_path / "long.png"), full_page=True)
+        if os.environ.get("LSTMTAG_SCREENSHOT_LONG"):
+            shutil.copy(tmp_path / "long.png", os.environ["LSTMTAG_SCREENSHOT_LONG"])
+        browser.close()

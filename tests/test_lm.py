@@ -128,15 +128,45 @@ def test_bad_text_files(tmp_path, content, message):
         read_text_file(path)
 
 
-def test_resume_after_a_kill(tmp_path):
+def test_resume_after_a_kill_ends_with_the_weights_of_an_uninterrupted_run(tmp_path):
+    # Dropout on, and the kill comes mid-pass (after window 10 of 24 an epoch): the carried (h, c),
+    # the optimizer and the dropout draws must all continue exactly.
+    config = load_config(None, [*TINY, "lm.epochs=2", "lm.dropout=0.3", "lm.batch_size=2", "lm.eval_every=10"])
+    straight = tmp_path / "straight.safetensors"
+    train_lm(TEXT, config, straight)
     out = tmp_path / "lm.safetensors"
-    config = load_config(None, [*TINY, "lm.epochs=4"])
 
     def kill(progress):
-        if progress.event == "valid":
+        if progress.event == "eval":
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         train_lm(TEXT, config, out, on_progress=kill)
+    saved = checkpoint.read(checkpoint.state_path(out))
+    assert saved.info["run"]["step"] == 10
+    assert saved.tensors["carried.h"].abs().sum() > 0  # killed mid-pass: the state is not zeros
     result = train_lm(TEXT, config, out, resume=True)
-    assert result.steps > 25 and out.is_file()
+    assert result.steps == 2 * 24
+    a = checkpoint.read(checkpoint.state_path(straight)).tensors
+    b = checkpoint.read(checkpoint.state_path(out)).tensors
+    for name in a:
+        if name != "torch_rng":
+            assert torch.equal(a[name], b[name]), name
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0])
+def test_reset_fraction_zeroes_the_carried_state(tmp_path, monkeypatch, fraction):
+    """lm.reset_fraction = 1 starts every training window from zeros; 0 carries the state along."""
+    seen = []
+    forward = LSTMLanguageModel.forward
+
+    def spy(self, ids, state=None):
+        if self.training:  # None: the zero state
+            seen.append(state is None or bool((state[0] == 0).all() and (state[1] == 0).all()))
+        return forward(self, ids, state)
+
+    monkeypatch.setattr(LSTMLanguageModel, "forward", spy)
+    config = load_config(None, [*TINY, "lm.epochs=1", f"lm.reset_fraction={fraction}"])
+    train_lm(TEXT, config, tmp_path / "lm.safetensors")
+    assert len(seen) > 3 and seen[0]
+    assert all(seen) if fraction == 1.0 else not any(seen[1:])

@@ -75,15 +75,17 @@ def test_char_cache_equals_char_encoder_and_computes_each_spelling_once(tagger_a
     assert torch.equal(first, again)
 
 
-def test_char_cache_stays_within_its_capacity(tagger_and_vocabs, dev_sample):
+def test_char_cache_stays_within_its_capacity_and_stays_right_while_evicting(tagger_and_vocabs, dev_sample):
     tagger, vocabs = tagger_and_vocabs
     cache = CharCache(tagger.embedder.chars, capacity=40)
     with torch.no_grad():
-        for sentence in dev_sample[:20]:
+        for sentence in dev_sample[:20] * 2:  # the second pass finds some spellings kept, others evicted
             batch = make_batch([sentence], vocabs)
             features = cache(batch)
-            assert features.shape[0] == len(batch.spellings)
-            assert len(cache.index) <= 40
+            direct = tagger.embedder.chars(batch.chars, batch.char_lengths)
+            assert torch.allclose(features, direct, atol=1e-6)
+            assert len(cache.index) <= 40 and cache.table.shape[0] <= 40
+            assert sorted(cache.index.values()) == sorted(set(cache.index.values()))  # no row shared
 
 
 @pytest.mark.parametrize("precision", ["int8", "bf16"])

@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from lstmtag.checkpoint import read
-from lstmtag.train import resume_path, train_tagger
+from lstmtag.models import build_tagger
+from lstmtag.train import build_vocabs, resume_path, train_tagger
 from tests.conftest import tiny_config
 
 
@@ -16,7 +17,7 @@ def test_resume_continues_exactly_where_training_stopped(sample, tmp_path):
     interrupted = tmp_path / "interrupted.safetensors"
 
     def kill_after_first_epoch(progress):
-        if progress.event == "epoch":
+        if progress.event == "eval":
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
@@ -52,3 +53,30 @@ def test_empty_training_or_dev_list_is_a_clear_error(sample, tmp_path):
         train_tagger([], sample[:2], tiny_config(), tmp_path / "m.safetensors")
     with pytest.raises(ValueError, match="no dev sentences"):
         train_tagger(sample[:2], [], tiny_config(), tmp_path / "m.safetensors")
+
+
+def test_a_resume_state_from_before_the_shared_loop_is_a_clear_error(sample, tmp_path):
+    from lstmtag import checkpoint
+
+    out = tmp_path / "m.safetensors"
+    config = tiny_config("train.epochs=1")
+    vocabs = build_vocabs(sample[:8], config)
+    model = build_tagger(config, vocabs)
+    optimizer = torch.optim.AdamW(model.parameters())
+    old_info = {"state": {"epoch": 1}, "python_rng": [3, [0], None]}  # the layout train.py wrote before
+    checkpoint.save_training_state(
+        resume_path(out), config=config.to_dict(), modules={"model": model}, optimizer=optimizer, info=old_info
+    )
+    with pytest.raises(ValueError, match="training state from an older lstmtag; start again without --resume"):
+        train_tagger(sample[:8], sample[:4], config, out, resume=True)
+
+
+def test_resuming_with_other_settings_is_a_clear_error(sample, tmp_path):
+    out = tmp_path / "m.safetensors"
+    train_tagger(sample[:8], sample[:4], tiny_config("train.epochs=1"), out)
+    with pytest.raises(ValueError, match=r"other settings \(train.batch_size=8 -> 4\)"):
+        train_tagger(sample[:8], sample[:4], tiny_config("train.epochs=2", "train.batch_size=4"), out, resume=True)
+    result = train_tagger(
+        sample[:8], sample[:4], tiny_config("train.epochs=2", "train.max_minutes=5"), out, resume=True
+    )
+    assert result.epochs_run == 2  # more epochs and a time budget may change

@@ -66,7 +66,7 @@ def _fold(word: str) -> str:
     return "".join("0" if ch.isdigit() else ch for ch in word.lower())
 
 
-_word_key = functools.lru_cache(maxsize=65536)(_fold)  # hot: every token of every batch
+_word_key = functools.lru_cache(maxsize=16384)(_fold)  # hot: every token of every batch
 
 
 @dataclass
@@ -129,7 +129,7 @@ def _fill(mask: torch.Tensor, flat: list[int]) -> torch.Tensor:
     return out
 
 
-@functools.lru_cache(maxsize=65536)
+@functools.lru_cache(maxsize=16384)
 def _char_ids(chars: Vocab, window: str) -> tuple[int, ...]:
     """Character ids of ``window`` (from ``char_window``; cached: most spellings recur)."""
     return tuple(chars.ids(window))

@@ -6,6 +6,7 @@ names the file and line and exit code 2, never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
@@ -93,6 +94,11 @@ SegmenterOption = Annotated[
     str | None,
     typer.Option(help="A trained segmenter file for raw text (default: the model's own, else the rule tokenizer)."),
 ]
+NprocOption = Annotated[
+    int | None,
+    typer.Option("--nproc", help="Train on this many data-parallel workers on this machine (starts torchrun)."),
+]
+PortOption = Annotated[int | None, typer.Option("--port", help="The workers' rendezvous port (default: a free one).")]
 PrecisionOption = Annotated[
     str | None,
     typer.Option(help="float, int8 or bf16 weights for the encoder (default: what the model file names, else float)."),
@@ -111,9 +117,11 @@ def train(
     overrides: SetOption = None,
     max_minutes: MaxMinutesOption = None,
     resume: ResumeOption = False,
+    nproc: NprocOption = None,
+    port: PortOption = None,
 ) -> None:
     """Train a tagger (LSTM, LSTM+CRF or HMM) and keep the model that scores best on dev."""
-    _train(train_file, dev_file, out_file, config_file, overrides, max_minutes, resume)
+    _train(train_file, dev_file, out_file, config_file, overrides, max_minutes, resume, nproc=nproc, port=port)
 
 
 @app.command()
@@ -132,6 +140,8 @@ def distill(
     weight: Annotated[
         float, typer.Option(help="Weight of the teacher's distributions; the gold labels get 1 - weight.")
     ] = 0.5,
+    nproc: NprocOption = None,
+    port: PortOption = None,
 ) -> None:
     """Train a small, fast student tagger on a teacher's tag distributions (and the gold labels)."""
     from lstmtag.predict import Predictor
@@ -139,7 +149,19 @@ def distill(
     if not 0.0 <= weight <= 1.0:
         raise ValueError(f"--weight must be between 0 and 1, got {weight}")
     teacher_predictor = Predictor.load(teacher, precision="float")
-    _train(train_file, dev_file, out_file, config_file, overrides, max_minutes, resume, teacher_predictor, weight)
+    _train(
+        train_file,
+        dev_file,
+        out_file,
+        config_file,
+        overrides,
+        max_minutes,
+        resume,
+        teacher_predictor,
+        weight,
+        nproc=nproc,
+        port=port,
+    )
 
 
 @app.command()
@@ -167,6 +189,9 @@ def _train(
     resume: bool,
     teacher=None,
     weight: float = 0.5,
+    *,
+    nproc: int | None = None,
+    port: int | None = None,
 ) -> None:
     from lstmtag.config import load_config
     from lstmtag.data import load_labelled
@@ -177,55 +202,113 @@ def _train(
         config = with_overrides(config, max_minutes=max_minutes)
     train_data = load_labelled(train_file, config.data.format, config.data.columns)
     dev_data = load_labelled(dev_file, config.data.format, config.data.columns)
-    console.print(f"train: {len(train_data)} sentences, dev: {len(dev_data)}; columns {list(config.data.columns)}")
-    if teacher is not None:
-        console.print(f"teacher: {teacher.columns}; computing its tag distributions on train")
-    command = "lstmtag " + " ".join(sys.argv[1:])
+    _launch_if_asked(nproc, port)  # after the checks above: bad input is one error line, before any worker starts
+    with _workers() as (report, workers):
+        report.print(f"train: {len(train_data)} sentences, dev: {len(dev_data)}; columns {list(config.data.columns)}")
+        if teacher is not None:
+            report.print(f"teacher: {teacher.columns}; computing its tag distributions on train")
+        command = "lstmtag " + " ".join(sys.argv[1:])
+
+        def describe(progress) -> str:
+            return (
+                f"epoch {progress.epoch}: dev {progress.score:.4f}  best {progress.best_score:.4f}  "
+                f"{progress.elapsed / 60:.1f} min"
+            )
+
+        with _training_display(report, lambda loss: f"{loss:.4f}", describe) as show:
+            info = {"command": command, "train_file": str(train_file)}
+            if workers > 1:
+                info["workers"] = workers
+            result = train_tagger(
+                train_data,
+                dev_data,
+                config,
+                out_file,
+                resume=resume,
+                on_progress=show,
+                info=info,
+                teacher=teacher,
+                distill_weight=weight,
+            )
+        if not out_file.is_file():
+            raise ValueError(f"{out_file}: training ended ({result.stopped_by}) without writing a model")
+        report.print(
+            f"best dev accuracy {result.best_accuracy:.4f} at epoch {result.best_epoch}; "
+            f"stopped by {result.stopped_by} after {result.seconds / 60:.1f} min; model: {out_file}"
+            + (f"; {workers} workers" if workers > 1 else "")
+        )
+
+
+@contextlib.contextmanager
+def _training_display(report: Console, loss_text, describe):
+    """The one live display of every trainer; yields the ``on_progress`` callback for the loop.
+
+    A bar over the epoch's steps with the loss, tokens/s and the last dev score, and a line per evaluation.
+    """
     with Progress(
         TextColumn("epoch {task.fields[epoch]}"),
         BarColumn(),
         TextColumn("{task.completed}/{task.total}"),
-        TextColumn("loss {task.fields[loss]:.4f}  {task.fields[speed]:,.0f} tok/s  dev {task.fields[dev]}"),
+        TextColumn("loss {task.fields[loss]}  {task.fields[speed]:,.0f} tok/s  dev {task.fields[score]}"),
         TimeElapsedColumn(),
-        console=console,
-        transient=False,
+        console=report,
     ) as bar:
-        task = bar.add_task("train", total=1, epoch=0, loss=0.0, speed=0.0, dev="-")
+        task = bar.add_task("train", total=1, epoch=0, loss="-", speed=0.0, score="-")
 
         def show(progress) -> None:
-            if progress.event == "epoch":
-                bar.update(task, dev=f"{progress.dev_accuracy:.4f} (best {progress.best_accuracy:.4f})")
-                bar.console.print(
-                    f"epoch {progress.epoch}: loss {progress.loss:.4f}  dev {progress.dev_accuracy:.4f}  "
-                    f"best {progress.best_accuracy:.4f}  {progress.elapsed / 60:.1f} min"
-                )
+            if progress.event == "eval":
+                bar.update(task, score=f"{progress.score:.4f} (best {progress.best_score:.4f})")
+                bar.console.print(describe(progress))
             else:
                 bar.update(
                     task,
                     completed=progress.step,
                     total=progress.steps,
                     epoch=progress.epoch,
-                    loss=progress.loss,
+                    loss=loss_text(progress.loss),
                     speed=progress.tokens_per_second,
                 )
 
-        result = train_tagger(
-            train_data,
-            dev_data,
-            config,
-            out_file,
-            resume=resume,
-            on_progress=show,
-            info={"command": command, "train_file": str(train_file)},
-            teacher=teacher,
-            distill_weight=weight,
-        )
-    if not out_file.is_file():
-        raise ValueError(f"{out_file}: training ended ({result.stopped_by}) without writing a model")
-    console.print(
-        f"best dev accuracy {result.best_accuracy:.4f} at epoch {result.best_epoch}; "
-        f"stopped by {result.stopped_by} after {result.seconds / 60:.1f} min; model: {out_file}"
-    )
+        yield show
+
+
+def _launch_if_asked(nproc: int | None, port: int | None) -> None:
+    """With ``--nproc N`` (and not already a torchrun worker): run this command on N workers, then exit."""
+    from lstmtag import distributed
+
+    if nproc is None or distributed.launched_by_torchrun():
+        if port is not None and nproc is None:
+            raise ValueError("--port goes with --nproc (under torchrun, give torchrun --master-port)")
+        return
+    code = distributed.launch(nproc, distributed.without_launch_options(sys.argv[1:]), port=port)
+    if code != 0:
+        error_line(f"the {nproc} workers stopped with exit code {code} (their messages are above)")
+    raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def _workers():
+    """Join torchrun's workers if started by it; yields (console for reports, number of workers).
+
+    Only rank 0 reports; a failure of the link between workers becomes one clear error line.
+    """
+    import torch.distributed as dist
+
+    from lstmtag import distributed
+
+    try:
+        context = distributed.setup()
+    except (RuntimeError, dist.DistError) as error:
+        raise ValueError(f"could not join the other workers: {error}".splitlines()[0]) from None
+    report = console if context.main else Console(stderr=True, quiet=True)
+    try:
+        yield report, context.world
+    except RuntimeError as error:
+        if not distributed.lost_peer(error):
+            raise
+        raise ValueError(f"rank {context.rank}: lost the other workers ({str(error).splitlines()[0]})") from None
+    finally:
+        distributed.teardown()
 
 
 @app.command()
@@ -427,6 +510,13 @@ def inspect(
     model: ModelOption = "en",
     as_json: Annotated[bool, typer.Option("--json", help="Every vector in full, as JSON.")] = False,
     plot: Annotated[Path | None, typer.Option("--plot", help="Draw heatmaps to this .png or .svg file.")] = None,
+    order: Annotated[str, typer.Option(help="variance, tag:LABEL or units:LIST (indices or unit names).")] = "variance",
+    top: Annotated[int, typer.Option(help="Units shown per layer, most telling first.")] = 32,
+    all_units: Annotated[bool, typer.Option("--all-units", help="Show every unit, in the chosen order.")] = False,
+    show: Annotated[str, typer.Option(help="Arrays drawn per unit: any of h,c,i,f,g,o.")] = "h",
+    stats: Annotated[
+        Path | None, typer.Option(help="`units --json` output: order tag:LABEL by corpus selectivity.")
+    ] = None,
 ) -> None:
     """Show h_t, c_t and the input/forget/cell/output gates, token by token, per layer and direction."""
     import lstmtag
@@ -434,29 +524,23 @@ def inspect(
     if plot is not None and plot.suffix.lower() not in (".png", ".svg", ".pdf"):
         raise ValueError(f"--plot {plot}: name a .png, .svg or .pdf file (the suffix picks the format)")
     trace = lstmtag.load(model).inspect(sentence)  # each model splits text into the units it reads
+    from lstmtag.units_cli import render_view
+    from lstmtag.views import ARRAYS, load_stats, sentence_view
+
+    arrays = tuple(name.strip() for name in show.split(",") if name.strip())
+    if not arrays or any(name not in ARRAYS for name in arrays):
+        raise ValueError(f"--show {show!r}: choose from {','.join(ARRAYS)}")
+    view = sentence_view(
+        trace, order=order, top=0 if all_units else top, stats=load_stats(stats) if stats is not None else None
+    )
     if plot is not None:
         from lstmtag.plots import plot_trace
 
-        console.print(f"plot written to {plot_trace(trace, plot)}")
+        console.print(f"plot written to {plot_trace(trace, plot, units=[layer['units'] for layer in view['layers']])}")
     if as_json:
         out.print(json.dumps(trace.to_json()))
         return
-    summary = trace.summary()
-    for layer in trace.layers:
-        title = f"{layer.module} layer {layer.layer} {layer.direction}"
-        table = Table(title=title)
-        headings = ["token", *(trace.tags or {}), "|h|", "|c|", "input i", "forget f", "cell g", "output o"]
-        for heading in headings:
-            table.add_column(heading, justify="left" if heading == "token" or heading in trace.tags else "right")
-        for position, row in enumerate(
-            r
-            for r in summary
-            if (r["module"], r["layer"], r["direction"]) == (layer.module, layer.layer, layer.direction)
-        ):
-            tags = [f"{trace.tags[n][position]['tag']} {trace.tags[n][position]['prob']:.2f}" for n in trace.tags]
-            numbers = [f"{row[k]:.3f}" for k in ("h_norm", "c_norm", "i", "f", "g", "o")]
-            table.add_row(str(row["token"]), *tags, *numbers)
-        out.print(table)
+    render_view(view, out, show=arrays)
 
 
 @lm_app.command("train")
@@ -472,6 +556,8 @@ def lm_train(
     overrides: SetOption = None,
     max_minutes: MaxMinutesOption = None,
     resume: ResumeOption = False,
+    nproc: NprocOption = None,
+    port: PortOption = None,
 ) -> None:
     """Train an LSTM language model with truncated BPTT; the hidden state carries across batches."""
     from dataclasses import replace
@@ -485,53 +571,30 @@ def lm_train(
     config = replace(config, lm=replace(config.lm, **changes))
     text = read_text_file(text_file)
     valid = read_text_file(valid_file) if valid_file is not None else None
+    _launch_if_asked(nproc, port)  # after the checks above: bad input is one error line, before any worker starts
     per = headline(0.0, config.lm.unit)[0]
 
     def measure(nats: float) -> float:
         return headline(nats, config.lm.unit)[1]
 
-    with Progress(
-        TextColumn("step {task.completed}"),
-        BarColumn(),
-        TextColumn(
-            "loss {task.fields[loss]:.4f} ({task.fields[per]} {task.fields[measure]:.3f})  "
-            "{task.fields[speed]:,.0f} tok/s  valid {task.fields[valid]}"
-        ),
-        TimeElapsedColumn(),
-        console=console,
-    ) as bar:
-        task = bar.add_task("lm", total=None, loss=0.0, per=per, measure=0.0, speed=0.0, valid="-")
-
-        def show(progress) -> None:
-            if progress.event == "valid":
-                bar.update(task, valid=f"{progress.valid_loss:.4f}")
-                bar.console.print(
-                    f"step {progress.step}: valid loss {progress.valid_loss:.4f} nats ({per} {measure(progress.valid_loss):.3f}), "
-                    f"best {progress.best_valid_loss:.4f}, {progress.elapsed / 60:.1f} min"
-                )
-            else:
-                bar.update(
-                    task,
-                    completed=progress.step,
-                    loss=progress.loss,
-                    measure=measure(progress.loss),
-                    speed=progress.tokens_per_second,
-                )
-
-        result = train_lm(
-            text,
-            config,
-            out_file,
-            valid_text=valid,
-            resume=resume,
-            on_progress=show,
-            info={"command": "lstmtag " + " ".join(sys.argv[1:]), "text_file": str(text_file)},
+    def describe(progress) -> str:
+        return (
+            f"step {progress.global_step}: valid loss {progress.score:.4f} nats ({per} {measure(progress.score):.3f}), "
+            f"best {progress.best_score:.4f}, {progress.elapsed / 60:.1f} min"
         )
-    console.print(
-        f"best valid loss {result.best_valid_loss:.4f} nats after {result.steps} steps, "
-        f"{result.seconds / 60:.1f} min (stopped by {result.stopped_by})"
-        + (f"; best by {result.milestones}" if result.milestones else "")
-    )
+
+    with _workers() as (report, workers):
+        with _training_display(report, lambda loss: f"{loss:.4f} ({per} {measure(loss):.3f})", describe) as show:
+            info = {"command": "lstmtag " + " ".join(sys.argv[1:]), "text_file": str(text_file)}
+            if workers > 1:
+                info["workers"] = workers
+            result = train_lm(text, config, out_file, valid_text=valid, resume=resume, on_progress=show, info=info)
+        report.print(
+            f"best valid loss {result.best_valid_loss:.4f} nats after {result.steps} steps, "
+            f"{result.seconds / 60:.1f} min (stopped by {result.stopped_by})"
+            + (f"; best by {result.milestones}" if result.milestones else "")
+            + (f"; {workers} workers" if workers > 1 else "")
+        )
 
 
 @lm_app.command()
@@ -612,6 +675,7 @@ def serve(
     max_wait_ms: Annotated[float, typer.Option(help="How long a request may wait to be batched with others.")] = 5.0,
     precision: PrecisionOption = None,
     segmenter: SegmenterOption = None,
+    corpus: Annotated[Path | None, typer.Option(help="CoNLL-U file the page's unit search reads.")] = None,
 ) -> None:
     """Serve taggers over HTTP (POST /tag, POST /inspect, GET /models, /health, /docs) and the web page at /."""
     import uvicorn
@@ -623,4 +687,14 @@ def serve(
         raise ValueError(f"--port must be between 0 and 65535, got {port}")
     predictors = load_predictors(models or ["en"], precision=precision, segmenter=segmenter)
     console.print(f"serving {sorted(predictors)} on http://{host}:{port}/ (API docs at /docs)")
-    uvicorn.run(create_app(predictors, Limits(max_wait_ms=max_wait_ms)), host=host, port=port, log_level="warning")
+    if corpus is not None and not corpus.is_file():
+        raise ValueError(f"--corpus {corpus}: no such file")
+    app_ = create_app(predictors, Limits(max_wait_ms=max_wait_ms), corpus=corpus)
+    uvicorn.run(app_, host=host, port=port, log_level="warning")
+
+
+# The inspector's corpus tools (issue #15), thin adapters in units_cli.
+from lstmtag import units_cli  # noqa: E402
+
+for _name, _command in (("units", units_cli.units), ("search", units_cli.search), ("probe", units_cli.probe)):
+    app.command(_name)(friendly_errors(_command))

@@ -90,6 +90,9 @@ class LMConfig:
     valid_fraction: float = 0.1
     eval_every: int = 200  # steps between validations
     bf16: bool = False  # bfloat16 autocast for training steps: 1.7x the tokens/s measured here (AVX-512 bf16)
+    # Share of streams whose carried state is zeroed before each window. With 0 a stream starts from
+    # zeros once per pass, so the model rarely sees the zero state that generation and inspect start from.
+    reset_fraction: float = 0.0
 
 
 @dataclass(frozen=True)

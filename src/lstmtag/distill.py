@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from torch import nn
 
 from lstmtag.batch import Batch, Vocabs
 from lstmtag.contract import TaggingModel
@@ -68,6 +69,17 @@ def loss(model: Tagger, batch: Batch, targets: Sequence[Targets], *, weight: flo
         teacher = -(soft * log_probs).sum(-1)[batch.mask].mean()
         total = total + weight * teacher + (1 - weight) * gold
     return total
+
+
+class DistillLoss(nn.Module):
+    """The distillation objective, ``forward(batch, targets) -> loss``, for the training loop."""
+
+    def __init__(self, tagger: Tagger, *, weight: float) -> None:
+        super().__init__()
+        self.tagger, self.weight = tagger, weight
+
+    def forward(self, batch: Batch, targets: Sequence[Targets]) -> torch.Tensor:
+        return loss(self.tagger, batch, targets, weight=self.weight)
 
 
 def check_student(model: TaggingModel) -> None:

@@ -74,6 +74,33 @@ class LSTMLanguageModel(nn.Module):
         return self.decoder(x), (torch.stack(hs), torch.stack(cs))
 
 
+class LMLoss(nn.Module):
+    """The training objective, ``forward(inputs, targets) -> loss``, carrying (h, c) from call to call.
+
+    Each call starts from the state the previous one ended with, detached (truncated BPTT); the state
+    is a plain attribute, not a buffer, so DDP leaves each worker's own streams alone.
+    """
+
+    def __init__(self, model: LSTMLanguageModel, *, bf16: bool = False) -> None:
+        super().__init__()
+        self.model, self.bf16 = model, bf16
+        self.state: State | None = None  # None: zeros (a new pass over the text)
+
+    def forward(self, inputs: torch.Tensor, targets: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """Ids (B, T) and next ids (B, T) -> mean cross-entropy (nats).
+
+        ``keep`` (B,) bool: the streams that carry their state into this window; the others start from zeros.
+        """
+        state = detach_state(self.state) if self.state is not None else None
+        if state is not None and keep is not None and not bool(keep.all()):
+            mask = keep.to(state[0].dtype)[None, :, None]  # (1, B, 1)
+            state = (state[0] * mask, state[1] * mask)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            logits, state = self.model(inputs, state)
+        self.state = (state[0].detach().float(), state[1].detach().float())
+        return nn.functional.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
+
+
 def detach_state(state: State) -> State:
     """Keep the values, cut the graph: truncated back-propagation through time."""
     return state[0].detach(), state[1].detach()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import random
-import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,23 +22,14 @@ from pathlib import Path
 
 import torch
 
-from lstmtag import checkpoint
+from lstmtag import checkpoint, distributed, loop
 from lstmtag.config import Config
+from lstmtag.distributed import Context
 from lstmtag.language_model import LanguageModel
-from lstmtag.lm import LSTMLanguageModel, detach_state, tokenize
+from lstmtag.lm import LMLoss, LSTMLanguageModel, tokenize
 from lstmtag.vocab import Vocab
 
-
-@dataclass
-class LMProgress:
-    step: int
-    epoch: int
-    loss: float
-    tokens_per_second: float
-    elapsed: float
-    valid_loss: float | None = None
-    best_valid_loss: float | None = None
-    event: str = "step"  # "step" or "valid"
+LMProgress = loop.Progress  # event "step", or "eval" with the validation loss as ``score``
 
 
 @dataclass
@@ -110,7 +100,11 @@ def train_lm(
     on_progress: Callable[[LMProgress], None] | None = None,
     info: dict | None = None,
 ) -> LMResult:
-    """Train on ``text`` (the last ``valid_fraction`` held out unless ``valid_text`` is given)."""
+    """Train on ``text`` (the last ``valid_fraction`` held out unless ``valid_text`` is given).
+
+    Under torchrun (distributed.py) every worker calls this with the same arguments and carries its
+    own share of the ``lm.batch_size`` streams.
+    """
     settings = config.lm
     if settings.unit not in ("char", "word"):
         raise ValueError(f"lm.unit must be 'char' or 'word', got {settings.unit!r}")
@@ -126,83 +120,91 @@ def train_lm(
     train_data = batchify(torch.tensor(vocab.ids(train_tokens)), settings.batch_size)
     valid_data = batchify(torch.tensor(vocab.ids(tokenize(valid_text, settings.unit))), min(settings.batch_size, 16))
     model = LSTMLanguageModel(settings, len(vocab))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    windows_per_epoch = math.ceil((train_data.shape[1] - 1) / settings.seq_len)
-    total_steps = settings.epochs * windows_per_epoch
-    run = {"step": 0, "best_valid_loss": math.inf, "elapsed": 0.0, "milestones": {}}
-    state_file = checkpoint.state_path(out)
-    if resume and state_file.is_file():
-        run.update(checkpoint.load_training_state(state_file, modules={"model": model}, optimizer=optimizer)["run"])
-    budget = settings.max_minutes * 60 if settings.max_minutes > 0 else math.inf
-    started = time.perf_counter() - run["elapsed"]
-    info = dict(info or {})
-    stopped_by = "epochs"
-    state = model.init_state(settings.batch_size)
-    window_start, window_tokens, loss_sum, loss_count = time.perf_counter(), 0, 0.0, 0
-    while run["step"] < total_steps:
-        elapsed = time.perf_counter() - started
-        if elapsed > budget:
-            stopped_by = "time"
-            break
-        position = (run["step"] % windows_per_epoch) * settings.seq_len
-        if position == 0:
-            state = model.init_state(settings.batch_size)  # a new pass over the text starts fresh
-        inputs = train_data[:, position : position + settings.seq_len]
-        targets = train_data[:, position + 1 : position + 1 + settings.seq_len]
-        inputs = inputs[:, : targets.shape[1]]
-        fraction = max(run["step"] / total_steps, elapsed / budget)
-        for group in optimizer.param_groups:
-            group["lr"] = settings.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(fraction, 1.0))))
-        model.train()
-        state = detach_state(state)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=settings.bf16):
-            logits, state = model(inputs, state)
-        loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
-        state = (state[0].float(), state[1].float())
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), settings.clip)
-        optimizer.step()
-        run["step"] += 1
-        window_tokens += targets.numel()
-        loss_sum += float(loss.detach())
-        loss_count += 1
-        if on_progress is not None and run["step"] % 10 == 0:
-            now = time.perf_counter()
-            on_progress(
-                LMProgress(
-                    run["step"],
-                    run["step"] // windows_per_epoch + 1,
-                    loss_sum / loss_count,
-                    window_tokens / (now - window_start),
-                    now - started,
-                )
-            )
-            window_start, window_tokens, loss_sum, loss_count = now, 0, 0.0, 0
-        if run["step"] % settings.eval_every == 0 or run["step"] == total_steps:
-            _validate(model, valid_data, vocab, config, out, run, started, info, optimizer, state_file, on_progress)
-    if run["step"] % settings.eval_every != 0 and run["step"] != total_steps:
-        _validate(model, valid_data, vocab, config, out, run, started, info, optimizer, state_file, on_progress)
-    seconds = time.perf_counter() - started
-    # Only the milestones the run reached: a half-minute run has no "best by 5 min".
-    reached = {key: loss for key, loss in run["milestones"].items() if float(key.split()[0]) * 60 <= seconds}
-    return LMResult(run["best_valid_loss"], run["step"], seconds, stopped_by, reached)
-
-
-def _validate(model, valid_data, vocab, config, out, run, started, info, optimizer, state_file, on_progress) -> None:
-    valid_loss = evaluate(model, valid_data, config.lm.seq_len)
-    elapsed = time.perf_counter() - started
-    if valid_loss < run["best_valid_loss"]:
-        run["best_valid_loss"] = valid_loss
-        best_info = {**info, "step": run["step"], "valid_loss": valid_loss, "train_seconds": elapsed}
-        checkpoint.save(out, LanguageModel(model, vocab, config, best_info).to_file())
-    for minutes in (5, 10, 20, 30):  # the best loss reached by each wall-clock milestone
-        if elapsed <= minutes * 60:
-            key = f"{minutes} min"
-            run["milestones"][key] = min(run["milestones"].get(key, math.inf), run["best_valid_loss"])
-    run["elapsed"] = elapsed
-    checkpoint.save_training_state(
-        state_file, config=config.to_dict(), modules={"model": model}, optimizer=optimizer, info={"run": run}
+    task = LMTask(train_data, valid_data, vocab, config, model, out, info=dict(info or {}))
+    loop_settings = loop.Settings(
+        epochs=settings.epochs,
+        lr=settings.lr,
+        clip=settings.clip,
+        seed=settings.seed,
+        lr_floor=0.02,
+        weight_decay=settings.weight_decay,
+        max_minutes=settings.max_minutes,
+        eval_every=settings.eval_every,
+        higher_is_better=False,
+        report_every=10,
     )
-    if on_progress is not None:
-        on_progress(LMProgress(run["step"], 0, 0.0, 0.0, elapsed, valid_loss, run["best_valid_loss"], "valid"))
+    result = loop.fit(task, loop_settings, out, config=config.to_dict(), resume=resume, on_progress=on_progress)
+    return LMResult(result.best_score, result.steps, result.seconds, result.stopped_by, result.milestones)
+
+
+class LMTask(loop.Task):
+    """Language-model training for the loop: windows over parallel streams, validation loss as the score.
+
+    A global batch is one window over all ``lm.batch_size`` streams; each rank reads its own rows and
+    carries their (h, c). The resume state holds the whole (h, c), gathered from every rank, so a run
+    resumed mid-pass, on any number of workers, continues the same streams.
+    """
+
+    def __init__(self, train_data, valid_data, vocab: Vocab, config: Config, model, out, *, info: dict) -> None:
+        self.train_data, self.valid_data, self.vocab, self.config, self.out, self.info = (
+            train_data,
+            valid_data,
+            vocab,
+            config,
+            out,
+            info,
+        )
+        self.model = model
+        self.objective = LMLoss(model, bf16=config.lm.bf16)
+        self.seq_len = config.lm.seq_len
+        self.reset_fraction = config.lm.reset_fraction
+        self.steps_per_epoch = math.ceil((train_data.shape[1] - 1) / self.seq_len)
+
+    def batches(self, epoch: int) -> range:
+        return range(0, self.steps_per_epoch * self.seq_len, self.seq_len)  # window start positions
+
+    def piece(self, position: int, context: Context, rng: random.Random) -> tuple[tuple, float]:
+        streams = self.train_data.shape[0]
+        if streams < context.world:
+            raise ValueError(f"lm.batch_size is {streams} streams for {context.world} workers: give each one at least")
+        share = distributed.share(streams, context)
+        rows = self.train_data[share]
+        inputs = rows[:, position : position + self.seq_len]
+        targets = rows[:, position + 1 : position + 1 + self.seq_len]
+        # Some streams start this window from zeros, as generation from a prompt does (lm.reset_fraction).
+        keep = (
+            torch.tensor([rng.random() >= self.reset_fraction for _ in range(rows.shape[0])])
+            if self.reset_fraction
+            else None
+        )
+        return (inputs[:, : targets.shape[1]], targets, keep), context.world * rows.shape[0] / streams
+
+    def tokens(self, position: int) -> int:
+        return self.train_data.shape[0] * min(self.seq_len, self.train_data.shape[1] - 1 - position)
+
+    def start_epoch(self) -> None:
+        self.objective.state = None  # a new pass over the text starts fresh
+
+    def evaluate(self, model) -> float:
+        return evaluate(model, self.valid_data, self.seq_len)
+
+    def save_model(self, model, score: float, info: dict) -> None:
+        best_info = {**self.info, "step": info["step"], "valid_loss": score, "train_seconds": info["train_seconds"]}
+        checkpoint.save(self.out, LanguageModel(model, self.vocab, self.config, best_info).to_file())
+
+    def fingerprint(self) -> dict[str, str]:
+        return {
+            "training text": distributed.digest(self.train_data.numpy().tobytes()),
+            "validation text": distributed.digest(self.valid_data.numpy().tobytes()),
+        }
+
+    def carried(self, context: Context) -> dict[str, torch.Tensor]:
+        state = self.objective.state
+        if state is None:
+            rows = self.train_data[distributed.share(self.train_data.shape[0], context)].shape[0]
+            state = self.model.init_state(rows)
+        return {"h": distributed.gather_rows(state[0], 1, context), "c": distributed.gather_rows(state[1], 1, context)}
+
+    def restore_carried(self, tensors: dict[str, torch.Tensor], context: Context) -> None:
+        rows = distributed.share(tensors["h"].shape[1], context)
+        self.objective.state = (tensors["h"][:, rows].clone(), tensors["c"][:, rows].clone())

@@ -28,7 +28,7 @@ from lstmtag.segmenter import from_file as load_segmenter_file
 from lstmtag.tagger import Tagger
 from lstmtag.tagger import capabilities as tagger_capabilities
 
-SHIPPED = {"en": "en_ewt.safetensors"}
+SHIPPED = {"en": "en_ewt.safetensors", "shakespeare": "shakespeare_char.safetensors"}
 
 
 @dataclass

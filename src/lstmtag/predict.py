@@ -30,9 +30,10 @@ from lstmtag.segment import DEFAULT as rule_segment
 from lstmtag.segment import Segmenter, words
 
 # Padded tokens in one batch: the activations of a batch grow with it (2 x 128 BiLSTM, bf16: about
-# 20 kB a token), so 128 sentences of 159 tokens once cost 86 MB at a time. 4096 keeps a batch of
-# 128 typical sentences (EWT: 12 tokens on average) whole, and bounds the long ones.
-MAX_BATCH_TOKENS = 4096
+# 4 kB a token), so 128 sentences of 1,000 tokens (the input limit) would cost 0.5 GB at a time.
+# 8192 (128 sentences of 64 tokens) bounds that; lower caps cost speed (2048: 0.78x on EWT test,
+# whose long sentences then come in batches too small to keep the matrix units busy).
+MAX_BATCH_TOKENS = 8192
 
 
 @dataclass

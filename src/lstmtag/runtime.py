@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import threading
 import warnings
+from collections import OrderedDict
 
 import torch
 from torch import nn
@@ -76,13 +77,19 @@ class PaddedEncoder(nn.Module):
 
 
 class CharCache:
-    """Character features by spelling, computed once each; bounded to ``capacity`` spellings."""
+    """Character features by spelling, computed once each; the ``capacity`` most recently used are kept.
 
-    def __init__(self, encoder: CharEncoder, *, capacity: int = 20_000, dtype: torch.dtype = torch.float32) -> None:
+    Why least-recently-used: spellings follow Zipf's law, so 8,192 kept spellings answer almost every
+    token of running text (all of EWT test's 7,600 distinct ones), while memory stays fixed however
+    much text streams through (a cache of every spelling seen grew a long stream by tens of MB).
+    """
+
+    def __init__(self, encoder: CharEncoder, *, capacity: int = 8192, dtype: torch.dtype = torch.float32) -> None:
         self.encoder = encoder
         self.capacity = capacity
-        self.index: dict[str, int] = {}
+        self.index: OrderedDict[str, int] = OrderedDict()  # spelling -> row of ``table``, oldest use first
         self.table = torch.empty(0, encoder.output_size, dtype=dtype)  # bf16 models keep bf16 features: half the memory
+        self.rows = 0  # rows of ``table`` in use
         self.lock = threading.Lock()  # the cache is shared by every thread that tags with this model
 
     @torch.no_grad()
@@ -94,27 +101,35 @@ class CharCache:
             return self._lookup(batch)
 
     def _lookup(self, batch: Batch) -> torch.Tensor:
-        missing = [u for u, spelling in enumerate(batch.spellings) if spelling not in self.index]
+        missing = []
+        for u, spelling in enumerate(batch.spellings):
+            if spelling in self.index:
+                self.index.move_to_end(spelling)  # used now: evicted last
+            else:
+                missing.append(u)
         if missing:
-            if len(self.index) + len(missing) > self.capacity:
-                self.index, self.table = {}, self.table[:0]  # start over: memory stays bounded
-                missing = list(range(len(batch.spellings)))
             rows = torch.tensor(missing)
             width = int(batch.char_lengths[rows].max().clamp(min=1))
             new = self.encoder(batch.chars[rows, :width], batch.char_lengths[rows])
-            start = len(self.index)
-            self._grow(start + len(missing))
-            self.table[start : start + len(missing)] = new
-            for offset, u in enumerate(missing):
-                self.index[batch.spellings[u]] = start + offset
+            slots = self._take(len(missing))
+            self.table[torch.tensor(slots)] = new.to(self.table.dtype)
+            for slot, u in zip(slots, missing, strict=True):
+                self.index[batch.spellings[u]] = slot
         return self.table[[self.index[s] for s in batch.spellings]]
 
-    def _grow(self, needed: int) -> None:
-        if needed > self.table.shape[0]:
-            size = min(max(needed, 2 * self.table.shape[0], 4096), self.capacity)
+    def _take(self, count: int) -> list[int]:
+        """``count`` free rows: unused ones first, then those of the least recently used spellings."""
+        fresh = min(count, self.capacity - self.rows)
+        if self.rows + fresh > self.table.shape[0]:
+            size = min(max(self.rows + fresh, 2 * self.table.shape[0], 1024), self.capacity)
             table = torch.empty(size, self.table.shape[1], dtype=self.table.dtype)
-            table[: len(self.index)] = self.table[: len(self.index)]
+            table[: self.rows] = self.table[: self.rows]
             self.table = table
+        slots = list(range(self.rows, self.rows + fresh))
+        self.rows += fresh
+        # The batch's own spellings were just moved to the end, so the oldest are never among them.
+        slots += [self.index.popitem(last=False)[1] for _ in range(count - fresh)]
+        return slots
 
 
 class InferenceTagger(TaggingModel):

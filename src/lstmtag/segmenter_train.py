@@ -3,24 +3,27 @@
 The raw text of a paragraph is its sentences' ``# text`` lines joined with a space (a new paragraph
 at ``# newpar`` or ``# newdoc``, as ``pipeline.gold_paragraphs`` reads it). Each token's form is found
 in that text character by character (spaces skipped), and its last character is labelled token end,
-multiword-token end or sentence end (``segmenter.LABELS``). The dev score that picks the best epoch
-is the mean F1 of Tokens, Sentences and Words on the dev file's text (``ud_eval``).
+multiword-token end or sentence end (``segmenter.LABELS``). Training runs in the one loop
+(``loop.fit``: schedule, EMA, time budget, early stopping, resume, data-parallel workers); the dev
+score that picks the best epoch is the mean F1 of Tokens, Sentences and Words on the dev file's text.
 """
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
 import random
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
+from torch import nn
 
-from lstmtag import checkpoint, ud_eval
+from lstmtag import checkpoint, distributed, loop, ud_eval
 from lstmtag.config import Config
 from lstmtag.data import DataError, Sentence
+from lstmtag.distributed import Context
 from lstmtag.pipeline import gold_paragraphs
 from lstmtag.raw import segmented
 from lstmtag.segmenter import (
@@ -129,15 +132,15 @@ def train_segmenter(
     config: Config,
     out: str | Path,
     *,
+    resume: bool = False,
     on_progress: Callable[[Progress], None] | None = None,
     info: dict | None = None,
 ) -> TrainResult:
-    """Train the character BiLSTM and the expansion table; the best epoch on dev is written to ``out``."""
+    """Train the character BiLSTM (in ``loop.fit``) and the expansion table; the best on dev goes to ``out``."""
     settings = config.train
     if settings.threads > 0:
         torch.set_num_threads(settings.threads)
     torch.manual_seed(settings.seed)
-    rng = random.Random(settings.seed)
     data, skipped = labelled(train)
     if not data:
         raise ValueError("no training paragraph whose tokens spell its '# text' line")
@@ -145,80 +148,93 @@ def train_segmenter(
     covered, total = expansion_coverage(expander, dev)
     info = {**(info or {}), "skipped_paragraphs": skipped, "dev_multiword_expanded": [covered, total]}
     segmenter = TrainedSegmenter(config, char_vocabulary(text for text, _ in data), expander, info)
-    net = segmenter.net
-    optimizer = torch.optim.AdamW(
-        net.parameters(), lr=settings.lr, betas=(0.9, settings.beta2), weight_decay=settings.weight_decay
+    task = SegmenterTask(segmenter, _pieces(data), dev, out)
+    loop_settings = loop.Settings(
+        epochs=settings.epochs,
+        lr=settings.lr,
+        clip=settings.clip,
+        seed=settings.seed,
+        betas=(0.9, settings.beta2),
+        weight_decay=settings.weight_decay,
+        ema=settings.ema,
+        max_minutes=settings.max_minutes,
+        patience=settings.patience,
     )
-    pieces = _pieces(data)
-    budget = settings.max_minutes * 60 if settings.max_minutes > 0 else math.inf
-    started = time.perf_counter()
-    best, best_epoch, bad, stopped_by, epoch = -1.0, 0, 0, "epochs", 0
-    for epoch in range(1, settings.epochs + 1):
-        net.train()
-        rng.shuffle(pieces)
-        batches = [pieces[i : i + settings.batch_size] for i in range(0, len(pieces), settings.batch_size)]
-        loss_sum, chars = 0.0, 0
-        for step, batch in enumerate(batches, start=1):
-            if time.perf_counter() - started > budget:
-                stopped_by = "time"
-                break
-            loss = _loss(segmenter, batch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), settings.clip)
-            optimizer.step()
-            loss_sum += float(loss.detach())
-            chars += sum(len(text) for text, _ in batch)
-            if on_progress is not None and (step % 20 == 0 or step == len(batches)):
-                elapsed = time.perf_counter() - started
-                on_progress(
-                    Progress(epoch, settings.epochs, step, len(batches), loss_sum / step, chars / elapsed, elapsed)
-                )
-        net.eval()
-        score = sum(scores(segmenter, dev).values()) / 3
-        if score > best:
-            best, best_epoch, bad = score, epoch, 0
-            segmenter.info.update(epoch=epoch, dev_accuracy=score, dev_scores=scores(segmenter, dev))
-            checkpoint.save(out, to_file(segmenter))
-        else:
-            bad += 1
-        elapsed = time.perf_counter() - started
-        if on_progress is not None:
-            on_progress(
-                Progress(
-                    epoch,
-                    settings.epochs,
-                    1,
-                    1,
-                    loss_sum / max(step, 1),
-                    0.0,
-                    elapsed,
-                    dev_accuracy=score,
-                    best_accuracy=best,
-                    event="epoch",
-                )
+    result = loop.fit(task, loop_settings, out, config=config.to_dict(), resume=resume, on_progress=on_progress)
+    return TrainResult(result.best_score, result.best_epoch, result.epochs_run, result.seconds, result.stopped_by)
+
+
+class SegmenterLoss(nn.Module):
+    """``forward(ids, lengths, gold) -> loss``: cross-entropy over the labels of non-space characters."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
+        scores = self.net(ids, lengths)  # (B, T, 5)
+        return nn.functional.cross_entropy(scores.reshape(-1, scores.shape[-1]), gold.reshape(-1), ignore_index=-100)
+
+
+class SegmenterTask(loop.Task):
+    """Segmenter training for the loop: shuffled windows of paragraphs, dev F1 of Tokens/Sentences/Words."""
+
+    def __init__(self, segmenter: TrainedSegmenter, pieces: list, dev: Sequence[Sentence], out: str | Path) -> None:
+        self.segmenter, self.pieces, self.dev, self.out = segmenter, pieces, dev, out
+        self.model = segmenter.net
+        self.objective = SegmenterLoss(segmenter.net)
+        self.size = segmenter.config.train.batch_size
+        self.steps_per_epoch = math.ceil(len(pieces) / self.size)
+
+    def batches(self, epoch: int) -> list[list[tuple[str, list[int]]]]:
+        order = list(self.pieces)
+        random.Random(loop.seed_for(self.segmenter.config.train.seed, "order", epoch)).shuffle(order)
+        return [order[i : i + self.size] for i in range(0, len(order), self.size)]
+
+    def piece(self, batch: list, context: Context, rng: random.Random) -> tuple[tuple, float]:
+        mine = batch[distributed.share(len(batch), context)]
+        weight = context.world * self.tokens(mine) / max(self.tokens(batch), 1)
+        return self._tensors(mine or batch[:1]), weight
+
+    def tokens(self, batch: list) -> int:
+        return sum(len(text) for text, _ in batch)
+
+    def evaluate(self, model: nn.Module) -> float:
+        model.eval()
+        return sum(scores(self._with(model), self.dev).values()) / 3
+
+    def save_model(self, model: nn.Module, score: float, info: dict) -> None:
+        segmenter = self._with(model)
+        dev_scores = scores(segmenter, self.dev)
+        segmenter.info = {
+            **self.segmenter.info,
+            "epoch": info["epoch"],
+            "dev_accuracy": score,
+            "dev_scores": dev_scores,
+        }
+        checkpoint.save(self.out, to_file(segmenter))
+
+    def fingerprint(self) -> dict[str, str]:
+        return {
+            "training data": distributed.digest(self.pieces),
+            "dev data": distributed.digest([s.lines for s in self.dev]),
+        }
+
+    def _with(self, net: nn.Module) -> TrainedSegmenter:
+        """The segmenter with ``net`` (the averaged weights, when the loop keeps them) in place of its own."""
+        segmenter = copy.copy(self.segmenter)
+        segmenter.net = net
+        return segmenter
+
+    def _tensors(self, batch: list) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        ids = [self.segmenter.encode(text) for text, _ in batch]
+        lengths = torch.tensor([len(row) for row in ids])
+        longest = int(lengths.max())
+        padded = torch.zeros(len(batch), longest, dtype=torch.long)
+        gold = torch.full((len(batch), longest), -100, dtype=torch.long)  # -100: not scored (spaces, padding)
+        for row, (text, labels) in enumerate(batch):
+            padded[row, : len(text)] = torch.tensor(ids[row])
+            gold[row, : len(text)] = torch.tensor(
+                [-100 if ch.isspace() else label for ch, label in zip(text, labels, strict=True)]
             )
-        if stopped_by == "time":
-            break
-        if bad >= settings.patience:
-            stopped_by = "patience"
-            break
-    return TrainResult(best, best_epoch, epoch, time.perf_counter() - started, stopped_by)
-
-
-def _loss(segmenter: TrainedSegmenter, batch: Sequence[tuple[str, list[int]]]) -> torch.Tensor:
-    """Cross-entropy over the labels of non-space characters (whitespace is decided by rule)."""
-    ids = [segmenter.encode(text) for text, _ in batch]
-    lengths = torch.tensor([len(row) for row in ids])
-    longest = int(lengths.max())
-    padded = torch.zeros(len(batch), longest, dtype=torch.long)
-    gold = torch.full((len(batch), longest), -100, dtype=torch.long)  # -100: not scored
-    for row, (text, labels) in enumerate(batch):
-        padded[row, : len(text)] = torch.tensor(ids[row])
-        gold[row, : len(text)] = torch.tensor(
-            [-100 if ch.isspace() else label for ch, label in zip(text, labels, strict=True)]
-        )
-    scores_ = segmenter.net(padded, lengths)  # (B, T, 5)
-    return torch.nn.functional.cross_entropy(
-        scores_.reshape(-1, scores_.shape[-1]), gold.reshape(-1), ignore_index=-100
-    )
+        return padded, lengths, gold

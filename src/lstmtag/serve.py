@@ -175,8 +175,10 @@ def load_predictors(
     }
 
 
-def create_app(predictors: dict[str, Predictor], limits: Limits | None = None) -> FastAPI:
-    """The service for the given named models (the first is the default)."""
+def create_app(
+    predictors: dict[str, Predictor], limits: Limits | None = None, *, corpus: str | Path | None = None
+) -> FastAPI:
+    """The service for the given named models (the first is the default); ``corpus`` is what /search reads."""
     if not predictors:
         raise ValueError("the service needs at least one model")
     limits = limits or Limits()
@@ -298,4 +300,7 @@ def create_app(predictors: dict[str, Predictor], limits: Limits | None = None) -
     async def page() -> str:
         return (static / "index.html").read_text(encoding="utf-8")
 
+    from lstmtag.unit_routes import add_unit_routes  # the inspector's sentence view and corpus search
+
+    add_unit_routes(app, predictors, executor, choose, corpus=corpus)
     return app

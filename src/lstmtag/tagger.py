@@ -134,3 +134,18 @@ def capabilities(config: ModelConfig) -> Capabilities:
         distributions=softmax,
         trained=True,
     )
+
+
+class TaggerLoss(nn.Module):
+    """The training objective, ``forward(batch) -> loss``: what the loop calls and DDP wraps.
+
+    A module of its own because ``Tagger.forward`` gives emissions, which inference needs; calling
+    the objective through DDP's ``forward`` is what makes DDP average the gradients.
+    """
+
+    def __init__(self, tagger: Tagger) -> None:
+        super().__init__()
+        self.tagger = tagger
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        return self.tagger.loss(batch)
