@@ -18,7 +18,7 @@ TINY = [
     "model.dropout=0.0",
     "model.word_dropout=0.0",
     "train.ema=0.0",
-    "train.lr=0.01",
+    "train.lr=0.02",
     "train.batch_size=8",
     "train.threads=1",
 ]
@@ -56,3 +56,26 @@ def assert_batched_equals_alone(predictor, sentences):
         assert alone.tags == tagged.tags
         for name in alone.probs:
             assert alone.probs[name] == pytest.approx(tagged.probs[name], abs=1e-5)
+
+
+def train_tiny_segmenter(data, out: Path):
+    """A segmenter overfitted to a few sentences: one training window per step, many steps."""
+    from lstmtag.segmenter_train import train_segmenter
+
+    config = tiny_config(
+        "model.kind=segmenter",
+        "model.char_dim=16",
+        "model.hidden_size=32",
+        "model.num_layers=1",
+        "train.batch_size=1",
+        "train.epochs=100",
+        "train.patience=100",
+        "train.lr=0.02",
+    )
+    return out, train_segmenter(data, data, config, out)
+
+
+@pytest.fixture(scope="session")
+def tiny_segmenter(sample, tmp_path_factory):
+    """A segmenter overfitted to 8 sentences (its file, and the training result)."""
+    return train_tiny_segmenter(sample[:8], tmp_path_factory.mktemp("segmenter") / "seg.safetensors")

@@ -241,3 +241,92 @@ def test_serve_command_loads_named_models_and_answers(model, tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def _text_of(conllu: str) -> str:
+    """The text a CoNLL-U output spells: tokens joined by their SpaceAfter, paragraphs by blank lines."""
+    paragraphs: list[str] = []
+    for block in conllu.strip().split("\n\n"):
+        lines = block.split("\n")
+        last = 0  # the last word ID inside the multiword token being read
+        if "# newpar" in lines or not paragraphs:
+            paragraphs.append("")
+        for line in lines:
+            cells = line.split("\t")
+            if line.startswith("#") or "." in cells[0]:
+                continue
+            if "-" in cells[0]:
+                last = int(cells[0].split("-")[1])
+            elif int(cells[0]) <= last:
+                continue
+            paragraphs[-1] += cells[1] + ("" if "SpaceAfter=No" in cells[9] else " ")
+    return "\n\n".join(p.strip() for p in paragraphs)
+
+
+@pytest.mark.parametrize("trained", [False, True])
+def test_raw_text_to_conllu_keeps_every_character(model, tiny_segmenter, tmp_path, trained):
+    text = "Al-Zaman: American forces killed him.They didn't stop!\n(Really?)  Yes\n\n\nA second\tparagraph, here."
+    path = tmp_path / "raw.txt"
+    path.write_text(text, encoding="utf-8")
+    options = ["--segmenter", str(tiny_segmenter[0])] if trained else []
+    result = runner.invoke(app, ["tag", "--model", str(model), "--input", "raw", str(path), *options])
+    assert result.exit_code == 0, result.output
+    assert _text_of(result.stdout) == "\n\n".join(" ".join(p.split()) for p in text.split("\n\n\n"))
+    assert result.stdout.count("# newpar") == 2
+    ids = [line for line in result.stdout.split("\n") if line.startswith("# sent_id = ")]
+    assert ids == [f"# sent_id = {n}" for n in range(1, len(ids) + 1)]
+    assert "SpaceAfter=No" in result.stdout
+    words = [line.split("\t") for line in result.stdout.split("\n") if line and line[0].isdigit()]
+    assert all(len(cells) == 10 and cells[3] != "_" for cells in words if "-" not in cells[0])
+
+
+def test_evaluate_raw_prints_the_shared_task_scores(model, tiny_segmenter):
+    gold = str(DATA / "ewt_dev_sample.conllu")
+    result = runner.invoke(app, ["evaluate", str(model), gold, "--raw", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["segmenter"] == "rule tokenizer"
+    assert set(report["scores"]) >= {"Tokens", "Sentences", "Words", "UPOS", "XPOS", "UFeats", "AllTags", "Lemmas"}
+    result = runner.invoke(app, ["evaluate", str(model), gold, "--raw", "--segmenter", str(tiny_segmenter[0])])
+    assert result.exit_code == 0, result.output
+    assert "Sentences" in result.stdout and "seg.safetensors" in result.stdout
+
+
+def test_a_tagger_given_as_segmenter_is_refused(model):
+    result = runner.invoke(
+        app, ["tag", "--model", str(model), "--input", "raw", "--segmenter", str(model), "-"], input="Hi."
+    )
+    assert result.exit_code == 2
+    assert "not a segmenter" in result.output
+
+
+@pytest.mark.parametrize("text", ["", "   \n\t\n\n  "])
+def test_raw_input_without_text_is_one_clear_error(model, text):
+    result = runner.invoke(app, ["tag", "--model", str(model), "--input", "raw", "-"], input=text)
+    assert result.exit_code == 2
+    assert "error: <stdin>: no sentences to tag; nothing written" in result.output
+
+
+def test_a_megabyte_line_without_sentence_end_or_spaces_is_cut_at_the_documented_limits(model, tmp_path):
+    path = tmp_path / "long.txt"
+    path.write_text("word " * 199_000 + "\n\n" + "a" * 5_500, encoding="utf-8")  # 995,000 + 5,500 bytes
+    result = runner.invoke(app, ["tag", "--model", str(model), "--input", "raw", "--output", "jsonl", str(path)])
+    assert result.exit_code == 0, result.output[-500:]
+    records = [json.loads(line) for line in result.stdout.strip().split("\n")]
+    assert [len(r["tokens"]) for r in records] == [1000] * 199 + [6]  # 199,000 words in sentences of 1,000
+    assert [len(t) for t in records[-1]["tokens"]] == [1000] * 5 + [500]  # a run of letters in 1,000-character pieces
+
+
+def test_train_a_segmenter_with_the_same_command(tmp_path):
+    out = tmp_path / "seg.safetensors"
+    config = Path(__file__).resolve().parents[1] / "configs" / "segmenter.toml"
+    command = ["train", "--config", str(config), "--train", str(DATA / "ewt_sample.conllu")]
+    command += ["--dev", str(DATA / "ewt_dev_sample.conllu"), "--out", str(out)]
+    command += ["--set", "train.epochs=1", "--set", "model.hidden_size=8", "--set", "model.num_layers=1"]
+    result = runner.invoke(app, command)
+    assert result.exit_code == 0, result.output
+    assert "best dev accuracy" in result.output and out.is_file()
+    again = [*command[:-6], "--set", "train.epochs=2", *command[-4:], "--resume"]  # one epoch more, resumed
+    result = runner.invoke(app, again)
+    assert result.exit_code == 0, result.output
+    assert "at epoch 2" in result.output or "at epoch 1" in result.output

@@ -9,7 +9,7 @@ registry without a case here fails ``test_every_registered_kind_has_a_case``.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,8 @@ from lstmtag.config import load_config
 from lstmtag.data import Sentence
 from lstmtag.language_model import LanguageModel
 from lstmtag.runtime import PRECISIONS
-from tests.conftest import tiny_config
+from lstmtag.segmenter import LABELS
+from tests.conftest import tiny_config, train_tiny_segmenter
 
 Output = tuple[list[str], list[float]]  # one item's predicted labels (tags or next tokens) and their probabilities
 COLUMNS = ("upos", "xpos")
@@ -102,6 +103,18 @@ def _export_again(int8: bool) -> Callable[[Any, Path, Path], Path]:
     return resave
 
 
+def _paragraphs(sentences: Sequence[Sentence]) -> list[Sentence]:
+    """Each sentence a paragraph of its own, as the contract hands a segmenter one sentence's text at a time."""
+    return [replace(s, lines=["# newpar", *s.lines], word_lines=[i + 1 for i in s.word_lines]) for s in sentences]
+
+
+def _resave_segmenter(segmenter: Any, source: Path, target: Path) -> Path:
+    from lstmtag.segmenter import to_file
+
+    checkpoint.save(target, to_file(segmenter))
+    return target
+
+
 def _resave_lm(lm: LanguageModel, source: Path, target: Path) -> Path:
     checkpoint.save(target, lm.to_file())
     return target
@@ -129,6 +142,10 @@ CASES: dict[str, Case] = {
     "onnx": Case(_onnx(int8=False), resave=_export_again(int8=False)),
     "onnx-int8": Case(_onnx(int8=True), resave=_export_again(int8=True), batched_probs=0.05, unseen=False),
     "lm": Case(lambda folder, data: train_tiny("lm", folder, data), resave=_resave_lm),
+    "segmenter": Case(
+        lambda folder, data: train_tiny_segmenter(_paragraphs(data), folder / "segmenter.safetensors")[0],
+        resave=_resave_segmenter,
+    ),
 }
 PRECISION_CASES = {"float": "softmax", "int8": "int8", "bf16": "bf16"}
 
@@ -137,6 +154,8 @@ def outputs(loaded: Any, items: Sequence[Any]) -> list[Output]:
     """Every item's outputs from one batched call: a tagger's tags per column, an LM's next tokens."""
     if loaded.capabilities.generates:
         return _lm_outputs(loaded, items)
+    if loaded.capabilities.segments:
+        return _segmenter_outputs(loaded, items)
     return [
         ([t for name in COLUMNS for t in tagged.tags[name]], [p for name in COLUMNS for p in tagged.probs[name]])
         for tagged in loaded.predict(items)
@@ -156,8 +175,28 @@ def _lm_outputs(lm: LanguageModel, texts: Sequence[str]) -> list[Output]:
     ]
 
 
-def gold(items: Sequence[Any]) -> list[list[str]]:
-    """What an overfitted model must output: the gold tags, or each character's successor."""
+def _segmenter_outputs(segmenter: Any, sentences: Sequence[Sentence]) -> list[Output]:
+    """Each sentence's text (its ``# text``) labelled in one padded batch: the labels of non-space characters."""
+    texts = [text for text, _ in _labelled(sentences)]
+    return [
+        ([LABELS[i] for ch, i in zip(text, labels, strict=True) if not ch.isspace()], probs)
+        for text, (labels, probs) in zip(texts, segmenter.label(texts, probabilities=True), strict=True)
+    ]
+
+
+def _labelled(sentences: Sequence[Sentence]) -> list[tuple[str, list[int]]]:
+    from lstmtag.segmenter_train import labelled
+
+    return [labelled([sentence])[0][0] for sentence in sentences]
+
+
+def gold(items: Sequence[Any], *, segments: bool = False) -> list[list[str]]:
+    """What an overfitted model must output: the gold tags, each character's successor or label."""
+    if segments:
+        return [
+            [LABELS[i] for ch, i in zip(text, labels, strict=True) if not ch.isspace()]
+            for text, labels in _labelled(items)
+        ]
     if isinstance(items[0], str):
         return [[ALPHABET[(ALPHABET.index(ch) + 1) % len(ALPHABET)] for ch in text] for text in items]
     return [[t for name in COLUMNS for t in s.labels[name]] for s in items]
@@ -182,6 +221,7 @@ def subject(request, tiny_set, tmp_path_factory):
 
 def test_every_registered_kind_has_a_case():
     tagger_kinds = {"tagger": "softmax", "hmm": "hmm", "ensemble": "ensemble", "lm": "lm", "onnx": "onnx"}
+    tagger_kinds["segmenter"] = "segmenter"
     assert set(tagger_kinds) == set(models.KINDS), "a new kind needs a case in CASES"
     assert set(PRECISION_CASES) == set(PRECISIONS), "a new precision needs a case in CASES"
     assert {*tagger_kinds.values(), *PRECISION_CASES.values()} <= set(CASES)
@@ -189,8 +229,9 @@ def test_every_registered_kind_has_a_case():
 
 def test_overfits_a_tiny_set_to_exact_outputs(subject):
     case, path, items = subject
-    predicted = outputs(case.open(path), items)
-    assert [labels for labels, _ in predicted] == gold(items)
+    loaded = case.open(path)
+    predicted = outputs(loaded, items)
+    assert [labels for labels, _ in predicted] == gold(items, segments=loaded.capabilities.segments)
 
 
 def test_save_load_gives_identical_outputs(subject, tmp_path):

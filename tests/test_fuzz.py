@@ -153,3 +153,38 @@ def test_service_answers_json_2xx_or_4xx(client, body, route):
     assert 200 <= response.status_code < 500, response.text
     answer = response.json()
     assert response.status_code == 200 or "error" in answer
+
+
+RAW_PIECES = [
+    "Hello", "world", "don't", "U.S.", ".", "!", "?", ",", " ", "  ", "\n", "\n\n", "\t", "\r\n", "\x07", "\x00",
+    "\u200b", "\u00a0", "\U0001f600", "\U0001f468\u200d\U0001f469\u200d\U0001f467", "\u4e2d\u6587\u5b57",
+    "\u041f\u0440\u0438\u0432\u0435\u0442", "\u0645\u0631\u062d\u0628\u0627", "x" * 1200, "ab" * 700, "\ufeff", "\ud800",
+]  # fmt: skip
+RAW = st.one_of(
+    st.binary(max_size=200),
+    st.lists(st.sampled_from(RAW_PIECES), max_size=40).map(lambda p: "".join(p).encode("utf-8", "surrogatepass")),
+)
+
+
+@FEW
+@given(content=RAW, trained=st.booleans())
+def test_raw_reader_accounts_for_every_character_or_raises_a_data_error(tiny_segmenter, content, trained):
+    from lstmtag import models, ud_eval
+    from lstmtag.segment import DEFAULT, clean
+
+    segmenter = models.load_segmenter(tiny_segmenter[0]) if trained else DEFAULT
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "input.txt"
+        path.write_bytes(content)
+        try:
+            sentences = list(read_sentences(path, "raw", segmenter=segmenter))
+        except DataError:
+            return
+    text = clean(content.decode("utf-8").removeprefix("\ufeff"))
+    filled = [format_conllu(s, {"upos": ["X"] * len(s.words)}) for s in sentences]
+    for sentence, written in zip(sentences, filled, strict=True):
+        lines = written.rstrip("\n").split("\n")
+        assert all(len(line.split("\t")) == 10 for line in lines if not line.startswith("#"))
+        assert 0 < len(sentence.words) <= 1000 and all(len(w) <= 1000 for w in sentence.words)
+    characters = ud_eval.document(sentences).characters
+    assert "".join(characters) == "".join(ch for ch in text if not ch.isspace())

@@ -112,3 +112,17 @@ def test_concurrent_requests_are_batched_and_answer_as_alone(predictors):
             assert a["upos_prob"] == pytest.approx(b["upos_prob"], abs=1e-6)
     assert len(calls) < len(sentences)  # several requests shared a batch
     assert sum(calls) == len(sentences)
+
+
+def test_raw_text_is_split_by_the_models_segmenter(predictors, tiny_segmenter):
+    from lstmtag.models import load_segmenter
+    from lstmtag.segment import words
+
+    segmenter = load_segmenter(tiny_segmenter[0])
+    text = "I don't know.It's fine, isn't it?"
+    predictor = Predictor(predictors["tiny"].bundle, segmenter=segmenter)
+    with TestClient(create_app({"tiny": predictor})) as test_client:
+        body = test_client.post("/tag", json={"text": text}).json()
+    assert [[row["token"] for row in sentence] for sentence in body["sentences"]] == [
+        words(sentence) for sentence in segmenter(text)
+    ]

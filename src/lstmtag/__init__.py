@@ -25,12 +25,20 @@ def load(name: str | Path, **options: Any) -> Predictor | LanguageModel:
     Which one, and what it can do, its ``capabilities`` say (``generates`` for a language model).
     A tagger takes the ``Predictor`` options: ``precision="int8"`` or ``"bf16"`` for reduced-precision
     weights, ``batch_size``. A ``.onnx`` file (``lstmtag export``) runs on ONNX Runtime.
+
+    A tagger is the whole pipeline from raw text: ``lstmtag.load("en")("Raw text. Two sentences.")``
+    gives sentences of tokens with offsets. ``segmenter=`` names a trained segmenter file; by default
+    a shipped model uses the one shipped beside it, and any other the rule tokenizer.
     """
     from lstmtag import models
-    from lstmtag.predict import Predictor
+    from lstmtag.predict import Predictor, choose_segmenter
 
     loaded = models.load(name)
-    return Predictor(loaded, **options) if loaded.capabilities.tags else loaded  # type: ignore[arg-type]
+    if not loaded.capabilities.tags:
+        return loaded  # type: ignore[return-value]
+    precision = options.get("precision") or loaded.info.get("precision", "float")
+    segmenter = choose_segmenter(name, options.pop("segmenter", None), precision=precision)
+    return Predictor(loaded, segmenter=segmenter, **options)  # type: ignore[arg-type]
 
 
 def inspect(model: Any, tokens: Any) -> Any:

@@ -21,7 +21,7 @@ from safetensors.torch import save as safetensors_bytes
 from lstmtag.data import atomic_writer
 
 FORMAT = "lstmtag"
-# 2: ``kind`` names the model kind of ``models.KINDS`` ("tagger", "hmm", "ensemble", "lm"); version 1
+# 2: ``kind`` names the model kind of ``models.KINDS`` ("tagger", "hmm", "ensemble", "lm", "segmenter"); version 1
 # files said "tagger" for every tagger (``models.saved_kind`` reads them).
 FORMAT_VERSION = 2
 

@@ -90,6 +90,10 @@ OutOption = Annotated[Path, typer.Option("--out", help="Where to write the best 
 SetOption = Annotated[list[str] | None, typer.Option("--set", help="Override a setting: section.key=value.")]
 MaxMinutesOption = Annotated[float | None, typer.Option(help="Stop after this many minutes, keeping the best model.")]
 ResumeOption = Annotated[bool, typer.Option(help="Continue from the training state saved beside --out.")]
+SegmenterOption = Annotated[
+    str | None,
+    typer.Option(help="A trained segmenter file for raw text (default: the model's own, else the rule tokenizer)."),
+]
 NprocOption = Annotated[
     int | None,
     typer.Option("--nproc", help="Train on this many data-parallel workers on this machine (starts torchrun)."),
@@ -314,13 +318,20 @@ def evaluate(
     data_file: Annotated[Path, typer.Argument(help="Gold data in the model's format.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     precision: PrecisionOption = None,
+    raw: Annotated[
+        bool, typer.Option("--raw", help="Tag the gold file's text from raw and score it as CoNLL 2018 does.")
+    ] = False,
+    segmenter: SegmenterOption = None,
 ) -> None:
-    """Accuracy (all, known and unknown words), per-tag scores, confusions and speed."""
+    """Accuracy (all, known and unknown words), per-tag scores, confusions and speed; or --raw: CoNLL 2018 F1."""
     from lstmtag.data import load_labelled
     from lstmtag.predict import Predictor
 
-    predictor = Predictor.load(model, precision=precision)
+    predictor = Predictor.load(model, precision=precision, segmenter=segmenter)
     config = predictor.bundle.config
+    if raw:
+        _evaluate_raw(predictor, data_file, as_json)
+        return
     sentences = load_labelled(data_file, config.data.format, predictor.columns)
     report = predictor.evaluate(sentences)
     if as_json:
@@ -351,6 +362,25 @@ def evaluate(
         f"{report['sentences']} sentences, {report['tokens']} tokens, {report['seconds']:.2f} s, "
         f"{report['tokens_per_second']:,.0f} tokens/s"
     )
+
+
+def _evaluate_raw(predictor, data_file: Path, as_json: bool) -> None:
+    from lstmtag.data import load_labelled
+    from lstmtag.pipeline import evaluate_raw
+
+    gold = load_labelled(data_file, "conllu", [])
+    report = evaluate_raw(predictor, gold, predictor.segmenter)
+    report["segmenter"] = getattr(predictor.segmenter, "info", {}).get("source", "rule tokenizer")
+    if as_json:
+        out.print(json.dumps(report))
+        return
+    table = Table(title=f"{data_file} from raw text ({report['segmenter']}): CoNLL 2018 scores")
+    for heading in ("metric", "precision", "recall", "F1", "aligned accuracy"):
+        table.add_column(heading, justify="left" if heading == "metric" else "right")
+    for name, score in report["scores"].items():
+        aligned = f"{score['aligned_accuracy']:.2%}" if "aligned_accuracy" in score else ""
+        table.add_row(name, f"{score['precision']:.2%}", f"{score['recall']:.2%}", f"{score['f1']:.2%}", aligned)
+    out.print(table)
 
 
 @app.command()
@@ -410,8 +440,13 @@ def tag(
         Path | None, typer.Option("--out", help="Write here (atomically) instead of stdout.")
     ] = None,
     precision: PrecisionOption = None,
+    segmenter: SegmenterOption = None,
 ) -> None:
-    """Tag a file, streaming: CoNLL-U keeps every other column, comment and multiword line."""
+    """Tag a file, streaming: CoNLL-U keeps every other column, comment and multiword line.
+
+    Raw text (``--input raw``) is split by the segmenter and written with ``# sent_id``, ``# text``,
+    ``# newpar``, multiword tokens and ``SpaceAfter=No``.
+    """
     from lstmtag.data import atomic_writer, format_conllu, format_jsonl, format_tsv, read_sentences
     from lstmtag.predict import Predictor
 
@@ -422,19 +457,21 @@ def tag(
     if output_file is not None and output_file.is_dir():
         raise ValueError(f"{output_file}: is a directory; --out names the file to write")
     memory.bound_heap()  # a long stream must not keep every batch's freed tensors
-    predictor = Predictor.load(model, precision=precision)
+    predictor = Predictor.load(model, precision=precision, segmenter=segmenter)
     data_format = predictor.bundle.config.data.format
     source_format = data_format if input_format == "conllu" and data_format == "conll" else input_format
 
     def write(handle) -> None:
         table_console = out if handle is sys.stdout else Console(file=handle, highlight=False, soft_wrap=True)
         count = 0
-        for sentence, tagged in predictor.stream(read_sentences(input_file, source_format)):
+        for sentence, tagged in predictor.stream(
+            read_sentences(input_file, source_format, segmenter=predictor.segmenter)
+        ):
             count += 1
             if output_format == "table":
                 print_table(sentence.words, tagged, table_console)
             elif output_format == "conllu":
-                handle.write(format_conllu(sentence, tagged.tags, source_format if sentence.lines else "conllu"))
+                handle.write(format_conllu(sentence, tagged.tags, "conll" if source_format == "conll" else "conllu"))
             elif output_format == "tsv":
                 handle.write(format_tsv(sentence, tagged.tags, tagged.probs))
             else:
@@ -637,6 +674,7 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     max_wait_ms: Annotated[float, typer.Option(help="How long a request may wait to be batched with others.")] = 5.0,
     precision: PrecisionOption = None,
+    segmenter: SegmenterOption = None,
     corpus: Annotated[Path | None, typer.Option(help="CoNLL-U file the page's unit search reads.")] = None,
 ) -> None:
     """Serve taggers over HTTP (POST /tag, POST /inspect, GET /models, /health, /docs) and the web page at /."""
@@ -647,7 +685,7 @@ def serve(
     memory.bound_heap()  # a storm of requests must not leave the server holding what it freed
     if not 0 <= port <= 65535:
         raise ValueError(f"--port must be between 0 and 65535, got {port}")
-    predictors = load_predictors(models or ["en"], precision=precision)
+    predictors = load_predictors(models or ["en"], precision=precision, segmenter=segmenter)
     console.print(f"serving {sorted(predictors)} on http://{host}:{port}/ (API docs at /docs)")
     if corpus is not None and not corpus.is_file():
         raise ValueError(f"--corpus {corpus}: no such file")

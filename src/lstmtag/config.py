@@ -31,7 +31,7 @@ class DataConfig:
 class ModelConfig:
     """Model architecture. ``kind`` picks the model family; the rest apply to the LSTM tagger."""
 
-    kind: str = "lstm"  # "lstm" (neural tagger) or "hmm" (trigram HMM)
+    kind: str = "lstm"  # "lstm" (neural tagger), "hmm" (trigram HMM) or "segmenter" (raw text -> tokens)
     word_dim: int = 100
     char_dim: int = 32
     char_hidden: int = 64  # per direction; 0 turns character features off
@@ -166,7 +166,7 @@ _AT_LEAST_ONE = {
 _BELOW_ONE = {"model.dropout", "lm.dropout", "train.ema", "train.beta2", "lm.valid_fraction"}  # in [0, 1)
 _CHOICES = {
     "data.format": ("conllu", "conll"),
-    "model.kind": ("lstm", "hmm"),
+    "model.kind": ("lstm", "hmm", "segmenter"),
     "model.head": ("softmax", "crf"),
     "lm.unit": ("char", "word"),
 }

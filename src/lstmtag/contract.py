@@ -38,6 +38,7 @@ class Capabilities:
         distributions: gives a full tag distribution per token (softmax heads: a distillation teacher).
         generates: generates and scores text (a language model).
         trained: learns by gradient descent (an HMM is counted instead).
+        segments: splits raw text into sentences and tokens (a trained segmenter).
     """
 
     tags: bool = False
@@ -48,6 +49,7 @@ class Capabilities:
     distributions: bool = False
     generates: bool = False
     trained: bool = False
+    segments: bool = False
 
 
 class TaggingModel(nn.Module):

@@ -220,34 +220,6 @@ def read_text(path: str | Path) -> Iterator[Sentence]:
                 yield Sentence(words, source=source, line=number)
 
 
-def read_raw(path: str | Path, segmenter: Segmenter = DEFAULT_SEGMENTER) -> Iterator[Sentence]:
-    """Raw text, split into sentences and tokens by ``segmenter`` (``segment.split_text`` by default).
-
-    Paragraphs (runs of lines up to a blank line, or ``MAX_LINE_BYTES`` of text) are split one at a
-    time, so a file of any size streams; a sentence never spans a blank line. Each sentence names
-    its paragraph's first line.
-    """
-    with _open_binary(path) as (handle, source):
-        lines: list[str] = []
-        start = size = 0
-        for number, text in _decoded_lines(handle, source):
-            if text.strip():
-                start = start if lines else number
-                lines.append(text)
-                size += len(text)
-            if lines and (not text.strip() or size > MAX_LINE_BYTES):
-                yield from _segmented(" ".join(lines), segmenter, source, start)
-                lines, size = [], 0
-        if lines:
-            yield from _segmented(" ".join(lines), segmenter, source, start)
-
-
-def _segmented(text: str, segmenter: Segmenter, source: str, line: int) -> Iterator[Sentence]:
-    for words in segmenter(text):
-        _check_words(words, source, line)
-        yield Sentence(words, source=source, line=line)
-
-
 def read_jsonl(path: str | Path) -> Iterator[Sentence]:
     """JSON lines, each ``{"tokens": ["The", "cow"]}``; blank lines skipped."""
     with _open_binary(path) as (handle, source):
@@ -296,7 +268,9 @@ def text_chunks(path: str | Path, *, chunk_bytes: int = 65536, lines: bool = Fal
             raise DataError(source, line, f"not valid UTF-8 ({error.reason} at the end)") from None
 
 
-def read_sentences(path: str | Path, fmt: str, columns: Iterable[str] = ()) -> Iterator[Sentence]:
+def read_sentences(
+    path: str | Path, fmt: str, columns: Iterable[str] = (), *, segmenter: Segmenter = DEFAULT_SEGMENTER
+) -> Iterator[Sentence]:
     """Dispatch on ``fmt``: conllu, conll, text (one pre-tokenized sentence a line), raw or jsonl."""
     readers = {"conllu": read_conllu, "conll": read_conll}
     if fmt in readers:
@@ -304,7 +278,9 @@ def read_sentences(path: str | Path, fmt: str, columns: Iterable[str] = ()) -> I
     if fmt == "text":
         return read_text(path)
     if fmt == "raw":
-        return read_raw(path)
+        from lstmtag.raw import read_raw  # it builds on this module's readers
+
+        return read_raw(path, segmenter)
     if fmt == "jsonl":
         return read_jsonl(path)
     raise ValueError(f"unknown input format {fmt!r}; choose conllu, conll, text, raw or jsonl")

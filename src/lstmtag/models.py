@@ -1,6 +1,6 @@
 """The registry of model kinds: from a saved ``kind`` to how a model is built, saved, loaded and run fast.
 
-Every model file names its kind (``KINDS``: ``tagger``, ``hmm``, ``ensemble``, ``lm``); a ``.onnx``
+Every model file names its kind (``KINDS``: ``tagger``, ``hmm``, ``ensemble``, ``lm``, ``segmenter``); a ``.onnx``
 file is opened by the ONNX Runtime backend. Adding a kind (a distilled student's architecture, a
 lemma or tokenizer model) means one class implementing ``contract.TaggingModel`` and one ``Kind``
 entry here; nothing else in the package tests what kind a model is. Wherever a model is named, a
@@ -22,6 +22,9 @@ from lstmtag.ensemble import Ensemble
 from lstmtag.hmm import HMMTagger
 from lstmtag.language_model import LanguageModel
 from lstmtag.runtime import InferenceEnsemble, InferenceTagger, check_precision
+from lstmtag.segmenter import TrainedSegmenter
+from lstmtag.segmenter import check_file as check_segmenter_file
+from lstmtag.segmenter import from_file as load_segmenter_file
 from lstmtag.tagger import Tagger
 from lstmtag.tagger import capabilities as tagger_capabilities
 
@@ -42,7 +45,7 @@ class TaggerBundle:
         return self.model.capabilities
 
 
-Loaded = TaggerBundle | LanguageModel
+Loaded = TaggerBundle | LanguageModel | TrainedSegmenter
 
 
 @dataclass(frozen=True)
@@ -169,11 +172,21 @@ KINDS: dict[str, Kind] = {
             inference=lambda model, precision: InferenceEnsemble(model, precision=precision).eval(),
         ),
         Kind("lm", load=_load_lm, check=checkpoint.check_lm_file),
+        # Raw text -> sentences and tokens; trained by ``segmenter_train``, used beside a tagger.
+        Kind(
+            "segmenter",
+            load=lambda model_file, source: load_segmenter_file(model_file, source),
+            check=check_segmenter_file,
+        ),
         # The ONNX Runtime backend: opened by file suffix (``BACKENDS``), already its own inference form.
         Kind("onnx", load=lambda model_file, source: _onnx_only(source, model_file), check=_onnx_only),
     )
 }
-CONFIG_KINDS = {"lstm": "tagger", "hmm": "hmm"}  # ``model.kind`` of a training config -> the kind it trains
+CONFIG_KINDS = {
+    "lstm": "tagger",
+    "hmm": "hmm",
+    "segmenter": "segmenter",
+}  # ``model.kind`` of a training config -> the kind it trains
 
 
 def for_config(config: Config) -> Kind:
@@ -291,8 +304,29 @@ def load_tagger(name: str | Path) -> TaggerBundle:
     """A tagging model by shipped short name or path (a ``ModelFileError`` for a language model)."""
     loaded = load(name)
     if not isinstance(loaded, TaggerBundle):
-        raise checkpoint.ModelFileError(f"{resolve(name)}: a language model, not a tagger")
+        what = "a segmenter" if isinstance(loaded, TrainedSegmenter) else "a language model"
+        raise checkpoint.ModelFileError(f"{resolve(name)}: {what}, not a tagger")
     return loaded
+
+
+def load_segmenter(name: str | Path) -> TrainedSegmenter:
+    """A trained segmenter by path (or a shipped short name, whose segmenter sits beside its tagger)."""
+    path = segmenter_path(name) if str(name) in SHIPPED else Path(name)
+    if path is None:
+        raise checkpoint.ModelFileError(f"shipped model {name!r} has no segmenter installed")
+    loaded = load(path)
+    if not isinstance(loaded, TrainedSegmenter):
+        raise checkpoint.ModelFileError(f"{path}: not a segmenter (train one with configs/segmenter.toml)")
+    loaded.info["source"] = str(path)
+    return loaded
+
+
+def segmenter_path(name: str | Path) -> Path | None:
+    """The segmenter shipped beside a shipped tagger (``en_ewt.safetensors`` -> ``en_ewt.segmenter.safetensors``)."""
+    if str(name) not in SHIPPED:
+        return None
+    candidate = resolve(name).with_suffix(".segmenter.safetensors")
+    return candidate if candidate.is_file() else None
 
 
 def ensemble(bundles: list[TaggerBundle], sources: list[str]) -> TaggerBundle:

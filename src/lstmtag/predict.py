@@ -25,9 +25,9 @@ from lstmtag.lemma import apply as apply_script
 from lstmtag.lemma import is_script
 from lstmtag.limits import MAX_INSPECT_TOKENS, MAX_SENTENCE_TOKENS, check_sentence
 from lstmtag.metrics import ColumnScores, SpanScores, is_bio
-from lstmtag.models import TaggerBundle, for_inference, load_tagger
-from lstmtag.segment import DEFAULT as split_text
-from lstmtag.segment import Segmenter
+from lstmtag.models import TaggerBundle, for_inference, load_segmenter, load_tagger, segmenter_path
+from lstmtag.segment import DEFAULT as rule_segment
+from lstmtag.segment import Segmenter, words
 
 # Padded tokens in one batch: the activations of a batch grow with it (2 x 128 BiLSTM, bf16: about
 # 4 kB a token), so 128 sentences of 1,000 tokens (the input limit) would cost 0.5 GB at a time.
@@ -58,11 +58,20 @@ class Predictor:
     ``precision`` picks the weights the neural encoder runs with: ``float``, ``int8`` (dynamic
     quantization) or ``bf16``; by default the one the model file names (``info["precision"]``, set
     for a shipped model whose accuracy was measured with it), else ``float``. ``batch_size`` is the
-    most sentences tagged in one padded batch.
+    most sentences tagged in one padded batch. ``segmenter`` splits raw text (``tag_text``, calling the
+    predictor): a trained ``segmenter.SegmenterModel``, or the rule tokenizer by default.
     """
 
-    def __init__(self, bundle: TaggerBundle, *, batch_size: int = 128, precision: str | None = None) -> None:
+    def __init__(
+        self,
+        bundle: TaggerBundle,
+        *,
+        batch_size: int = 128,
+        precision: str | None = None,
+        segmenter: Segmenter = rule_segment,
+    ) -> None:
         self.bundle = bundle
+        self.segmenter = segmenter
         self.batch_size = batch_size
         self.bundle.model.eval()
         self.runtime = for_inference(bundle.model, precision=precision or bundle.info.get("precision", "float"))
@@ -72,8 +81,11 @@ class Predictor:
         self.lemma_scripts = lemmas is not None and all(is_script(label) for label in lemmas.itos)
 
     @classmethod
-    def load(cls, name: str | Path, **options: object) -> Predictor:
-        return cls(load_tagger(name), **options)  # type: ignore[arg-type]
+    def load(cls, name: str | Path, *, segmenter: str | Path | Segmenter | None = None, **options: object) -> Predictor:
+        """A tagger by short name or path; ``segmenter``: a segmenter file (default: see ``choose_segmenter``)."""
+        bundle = load_tagger(name)
+        precision = str(options.get("precision") or bundle.info.get("precision", "float"))
+        return cls(bundle, segmenter=choose_segmenter(name, segmenter, precision=precision), **options)  # type: ignore[arg-type]
 
     @property
     def capabilities(self) -> Capabilities:
@@ -143,9 +155,15 @@ class Predictor:
         checked = [Sentence(_check_tokens(tokens, index)) for index, tokens in enumerate(sentences)]
         return [rows(sentence.words, tagged) for sentence, tagged in zip(checked, self.predict(checked), strict=True)]
 
-    def tag_text(self, text: str, *, segmenter: Segmenter = split_text) -> list[list[dict[str, object]]]:
-        """``tag_batch`` for raw text, split into sentences and tokens by ``segmenter`` (``segment.split_text``)."""
-        return self.tag_batch(segmenter(text))
+    def tag_text(self, text: str, *, segmenter: Segmenter | None = None) -> list[list[dict[str, object]]]:
+        """``tag_batch`` for raw text, split into sentences of words by ``segmenter`` (default: the predictor's)."""
+        return self.tag_batch([words(sentence) for sentence in (segmenter or self.segmenter)(text)])
+
+    def __call__(self, text: str) -> list[dict[str, object]]:
+        """Raw text -> sentences of tokens with offsets, space-after and tagged words (``pipeline.tag_document``)."""
+        from lstmtag.pipeline import tag_document  # the pipeline builds on this module
+
+        return tag_document(self, text, self.segmenter)
 
     def inspect(self, tokens: Sequence[str] | str) -> Trace:
         """Tags plus h, c and the four gates of every encoder layer and direction, for one sentence.
@@ -209,6 +227,16 @@ class Predictor:
         """Accuracy per column and their mean, over the columns ``sentences`` carry."""
         columns = {name: column["accuracy"] for name, column in self.evaluate(sentences)["columns"].items()}
         return Score(columns, sum(columns.values()) / len(columns))
+
+
+def choose_segmenter(
+    model: str | Path, segmenter: str | Path | Segmenter | None, *, precision: str = "float"
+) -> Segmenter:
+    """The segmenter for raw text: the one given (file or function), else one shipped beside the model, else rules."""
+    if callable(segmenter):
+        return segmenter
+    path = segmenter if segmenter is not None else segmenter_path(model)
+    return rule_segment if path is None else load_segmenter(path).at_precision(precision)
 
 
 def rows(words: Sequence[str], tagged: Tagged) -> list[dict[str, object]]:

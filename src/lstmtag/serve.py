@@ -26,7 +26,7 @@ from lstmtag import memory
 from lstmtag.data import Sentence
 from lstmtag.limits import MAX_INSPECT_TOKENS, MAX_JSON_DEPTH, TokenError, check_sentence, json_depth
 from lstmtag.predict import Predictor, Tagged, rows
-from lstmtag.segment import DEFAULT as split_text
+from lstmtag.segment import words
 
 
 @dataclass(frozen=True)
@@ -166,9 +166,13 @@ def model_spec(spec: str) -> tuple[str, str]:
     return Path(spec).name.removesuffix(".safetensors"), spec
 
 
-def load_predictors(specs: list[str], *, precision: str | None = None) -> dict[str, Predictor]:
+def load_predictors(
+    specs: list[str], *, precision: str | None = None, segmenter: str | None = None
+) -> dict[str, Predictor]:
     """The models ``lstmtag serve --model`` names (``en``, ``PATH`` or ``NAME=PATH``), in order."""
-    return {name: Predictor.load(path, precision=precision) for name, path in map(model_spec, specs)}
+    return {
+        name: Predictor.load(path, precision=precision, segmenter=segmenter) for name, path in map(model_spec, specs)
+    }
 
 
 def create_app(
@@ -219,11 +223,15 @@ def create_app(
             )
         return name
 
-    def sentences_from(request: TagRequest) -> list[list[str]]:
+    def sentences_from(request: TagRequest, name: str) -> list[list[str]]:
         if (request.sentences is None) == (request.text is None):
             raise HTTPException(422, {"error": "give exactly one of 'sentences' or 'text'", "field": "sentences"})
         _check_text(request.text, "text")
-        sentences = request.sentences if request.sentences is not None else split_text(request.text or "")
+        sentences = (
+            request.sentences
+            if request.sentences is not None
+            else [words(s) for s in predictors[name].segmenter(request.text or "")]
+        )
         if not sentences:
             raise HTTPException(
                 422, {"error": "no tokens to tag", "field": "text" if request.text is not None else "sentences"}
@@ -240,7 +248,7 @@ def create_app(
     async def tag(request: TagRequest) -> dict[str, Any]:
         """Tags and probabilities for each token of each sentence."""
         name = choose(request.model)
-        sentences = sentences_from(request)
+        sentences = sentences_from(request, name)
         tagged = await batchers[name].tag([Sentence(list(s)) for s in sentences])
         return {"model": name, "sentences": [rows(list(s), t) for s, t in zip(sentences, tagged, strict=True)]}
 
@@ -252,7 +260,9 @@ def create_app(
             raise HTTPException(422, {"error": "give exactly one of 'tokens' or 'text'", "field": "tokens"})
         _check_text(request.text, "text")
         tokens = (
-            request.tokens if request.tokens is not None else [t for s in split_text(request.text or "") for t in s]
+            request.tokens
+            if request.tokens is not None
+            else [t for s in predictors[name].segmenter(request.text or "") for t in words(s)]
         )
         _check_tokens(tokens, "tokens", min(limits.max_tokens, MAX_INSPECT_TOKENS), too_large=422)
         try:

@@ -82,6 +82,12 @@ def train_tagger(
     """
     if not train or not dev:
         raise ValueError(f"no {'training' if not train else 'dev'} sentences to {'train on' if not train else 'score'}")
+    if config.model.kind == "segmenter":  # labels characters of the raw text, not words: its own loop
+        from lstmtag.segmenter_train import train_segmenter
+
+        if teacher is not None:
+            raise ValueError("a segmenter learns from gold text only; it has no teacher to distill")
+        return train_segmenter(train, dev, config, out, resume=resume, on_progress=on_progress, info=info)
     settings = config.train
     if settings.threads > 0:
         torch.set_num_threads(settings.threads)

@@ -1,0 +1,119 @@
+"""The trained segmenter's parts: expansion of multiword tokens, decoding labels, windows; training on real text."""
+
+import pytest
+
+from lstmtag import checkpoint, models
+from lstmtag.segment import paragraphs, with_offset
+from lstmtag.segmenter import INSIDE, MULTIWORD, SENTENCE, TOKEN, WINDOW, Expander, _windows, decode, to_file
+from lstmtag.segmenter_train import expansion_coverage, labelled, scores
+
+PAIRS = (
+    [("don't", ["do", "n't"])] * 3 + [("can't", ["ca", "n't"]), ("won't", ["wo", "n't"])] * 2 + [("del", ["de", "el"])]
+)
+
+
+def test_expansion_keeps_the_casing_of_the_surface():
+    expander = Expander.learn(PAIRS)
+    assert expander.expand("don't") == ("do", "n't")
+    assert expander.expand("Don't") == ("Do", "n't")
+    assert expander.expand("DON'T") == ("DO", "N'T")
+    assert expander.expand("Del") == ("De", "el")  # words that do not spell the surface: cased by its pattern
+
+
+def test_an_unseen_surface_is_split_at_a_learned_suffix_or_left_whole():
+    expander = Expander.learn(PAIRS)
+    assert expander.suffixes == ["n't"]  # seen 7 times; a suffix seen fewer than 5 times is not trusted
+    assert expander.expand("Shouldn't") == ("Should", "n't")
+    assert expander.expand("n't") == ()  # nothing would be left before the suffix
+    assert expander.expand("gonna") == ()
+
+
+def test_decode_turns_character_labels_into_sentences_tokens_and_words():
+    text = "I don't.Go  now"
+    labels = [TOKEN, INSIDE, INSIDE, INSIDE, INSIDE, INSIDE, MULTIWORD, SENTENCE, INSIDE, INSIDE]
+    labels += [INSIDE, INSIDE, INSIDE, INSIDE, INSIDE]  # "Go" and "now" end at a space and at the end
+    sentences = decode(text, labels, Expander.learn(PAIRS))
+    assert [[(t.text, t.words, t.space_after) for t in s] for s in sentences] == [
+        [("I", (), True), ("don't", ("do", "n't"), False), (".", (), False)],
+        [("Go", (), True), ("now", (), True)],
+    ]
+    assert all(text[t.start : t.end] == t.text for s in sentences for t in s)
+
+
+def test_windows_cover_the_text_and_cut_after_spaces():
+    text = ("word " * 1000) + "x" * (WINDOW + 10)
+    pieces = _windows(text)
+    assert pieces[0][0] == 0 and pieces[-1][1] == len(text)
+    assert all(a[1] == b[0] for a, b in zip(pieces, pieces[1:], strict=False))
+    assert all(b - a <= WINDOW for a, b in pieces)
+    assert text[pieces[0][1] - 1] == " "
+
+
+def test_gold_labels_decode_back_to_the_gold_tokens(sample):
+    """The labels the segmenter learns say everything the shared task scores (an oracle gets 100)."""
+    data, skipped = labelled(sample)
+    assert skipped == 0
+    by_text = dict(data)
+    expander = Expander.learn([("don't", ["do", "n't"])])
+
+    class Oracle:
+        def __call__(self, text):
+            return [s for at, p in paragraphs(text) for s in with_offset(decode(p, by_text[p], expander), at)]
+
+    from lstmtag.segmenter import TrainedSegmenter
+
+    result = scores(Oracle(), sample)  # type: ignore[arg-type]
+    assert result["Tokens"] == 1.0 and result["Sentences"] == 1.0
+    covered, total = expansion_coverage(expander, sample)
+    assert total > covered >= 1
+    assert TrainedSegmenter.capabilities.segments
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_segmenter):
+    return tiny_segmenter
+
+
+def test_it_learns_a_small_set_and_saves_without_pickle(trained, sample):
+    out, result = trained
+    segmenter = models.load_segmenter(out)
+    assert result.best_accuracy == pytest.approx(segmenter.info["dev_accuracy"])
+    assert scores(segmenter, sample[:8])["Tokens"] > 0.97
+    assert checkpoint.read(out).kind == "segmenter"
+    again = out.parent / "again.safetensors"
+    checkpoint.save(again, to_file(segmenter))
+    text = "I don't know. It's 5 o'clock, isn't it?"
+    assert models.load_segmenter(again)(text) == segmenter(text)
+
+
+def test_a_segmenter_is_not_a_tagger(trained):
+    out, _ = trained
+    with pytest.raises(checkpoint.ModelFileError, match="a segmenter, not a tagger"):
+        models.load_tagger(out)
+
+
+def test_padding_is_never_read_in_either_direction():
+    import torch
+
+    from lstmtag.config import load_config
+    from lstmtag.segmenter import SegmenterNet
+
+    torch.manual_seed(0)
+    net = SegmenterNet(load_config(None, ["model.char_dim=8", "model.hidden_size=8", "model.dropout=0.0"]).model, 20)
+    net.eval()
+    rows = [torch.randint(1, 20, (n,)) for n in (7, 3, 5)]
+    padded = torch.zeros(3, 7, dtype=torch.long)
+    for i, row in enumerate(rows):
+        padded[i, : len(row)] = row
+    with torch.no_grad():
+        together = net(padded, torch.tensor([7, 3, 5]))
+        for i, row in enumerate(rows):
+            alone = net(row.unsqueeze(0), torch.tensor([len(row)]))[0]
+            assert torch.allclose(alone, together[i, : len(row)], atol=1e-6)
+
+
+def test_paragraphs_labelled_together_equal_paragraphs_one_by_one(trained):
+    segmenter = models.load_segmenter(trained[0])
+    first, second = "I don't know. It's 5 o'clock, isn't it?", "The cow jumped over the moon.\tThe end"
+    together = segmenter(first + "\n\n" + second)
+    assert together == segmenter(first) + with_offset(segmenter(second), len(first) + 2)
