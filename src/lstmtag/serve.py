@@ -146,6 +146,20 @@ def _check_text(text: str | None, field: str) -> None:
             ) from None
 
 
+def inspect_tokens(request: Any, predictor: Predictor, max_tokens: int) -> list[str]:
+    """The one sentence an inspect request names, by ``tokens`` or by ``text`` (split as /tag splits it)."""
+    if (request.tokens is None) == (request.text is None):
+        raise HTTPException(422, {"error": "give exactly one of 'tokens' or 'text'", "field": "tokens"})
+    _check_text(request.text, "text")
+    tokens = (
+        request.tokens
+        if request.tokens is not None
+        else [t for s in predictor.segmenter(request.text or "") for t in words(s)]
+    )
+    _check_tokens(tokens, "tokens", max_tokens, too_large=422)
+    return tokens
+
+
 def _check_tokens(tokens: list[str], where: str, max_tokens: int, *, too_large: int = 413) -> None:
     """A 422 naming the first token that breaks a rule of ``limits`` (empty, too long, a lone surrogate).
 
@@ -256,15 +270,7 @@ def create_app(
     async def inspect(request: InspectRequest) -> dict[str, Any]:
         """The inspector's trace (h, c and the gates per layer and direction) for one sentence."""
         name = choose(request.model)
-        if (request.tokens is None) == (request.text is None):
-            raise HTTPException(422, {"error": "give exactly one of 'tokens' or 'text'", "field": "tokens"})
-        _check_text(request.text, "text")
-        tokens = (
-            request.tokens
-            if request.tokens is not None
-            else [t for s in predictors[name].segmenter(request.text or "") for t in words(s)]
-        )
-        _check_tokens(tokens, "tokens", min(limits.max_tokens, MAX_INSPECT_TOKENS), too_large=422)
+        tokens = inspect_tokens(request, predictors[name], min(limits.max_tokens, MAX_INSPECT_TOKENS))
         try:
             trace = await asyncio.get_running_loop().run_in_executor(executor, predictors[name].inspect, tokens)
         except ValueError as error:

@@ -45,8 +45,7 @@ class SearchRequest(BaseModel):
 
 def add_unit_routes(app: FastAPI, predictors: dict, executor: Executor, choose, *, corpus: str | Path | None) -> None:
     """Register the two routes on ``app``; ``choose`` maps a request's model name to a loaded one."""
-    from lstmtag.segment import split_text
-    from lstmtag.serve import _check_text, _check_tokens
+    from lstmtag.serve import inspect_tokens
 
     cached: dict[str, dict] = {}
 
@@ -68,15 +67,7 @@ def add_unit_routes(app: FastAPI, predictors: dict, executor: Executor, choose, 
         from lstmtag.views import sentence_view
 
         name = choose(request.model)
-        if (request.tokens is None) == (request.text is None):
-            raise HTTPException(422, {"error": "give exactly one of 'tokens' or 'text'", "field": "tokens"})
-        _check_text(request.text, "text")
-        tokens = (
-            request.tokens if request.tokens is not None else [t for s in split_text(request.text or "") for t in s]
-        )
-        if not tokens or len(tokens) > MAX_INSPECT_TOKENS:
-            raise HTTPException(422, {"error": f"need 1 to {MAX_INSPECT_TOKENS} non-empty tokens", "field": "tokens"})
-        _check_tokens(tokens, "tokens", MAX_INSPECT_TOKENS)
+        tokens = inspect_tokens(request, predictors[name], MAX_INSPECT_TOKENS)
 
         def work() -> dict[str, Any]:
             trace = predictors[name].inspect(tokens)
