@@ -1,5 +1,7 @@
 """The registry: files of format 1 still load as the kind they hold; unknown kinds fail naming the version."""
 
+from pathlib import Path
+
 import pytest
 from safetensors import safe_open
 from safetensors.torch import save_file
@@ -84,3 +86,13 @@ def test_declared_capabilities_are_what_the_predictor_does(files, kind):
     else:
         with pytest.raises(ValueError, match="step|one token at a time"):
             predictor.stepper()
+
+
+def test_a_segmenter_config_declares_what_a_trained_segmenter_can_do():
+    """The training command reads a config's declared capabilities before any model exists."""
+    from lstmtag.config import load_config
+    from lstmtag.models import for_config
+    from lstmtag.segmenter import TrainedSegmenter
+
+    config = load_config(Path(__file__).parent.parent / "configs" / "segmenter.toml", [])
+    assert for_config(config).declared(config) == TrainedSegmenter.capabilities

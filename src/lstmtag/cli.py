@@ -195,6 +195,7 @@ def _train(
 ) -> None:
     from lstmtag.config import load_config
     from lstmtag.data import load_labelled
+    from lstmtag.models import for_config
     from lstmtag.train import train_tagger, with_overrides
 
     config = load_config(config_file, overrides)
@@ -204,7 +205,12 @@ def _train(
     dev_data = load_labelled(dev_file, config.data.format, config.data.columns)
     _launch_if_asked(nproc, port)  # after the checks above: bad input is one error line, before any worker starts
     with _workers() as (report, workers):
-        report.print(f"train: {len(train_data)} sentences, dev: {len(dev_data)}; columns {list(config.data.columns)}")
+        learns = (  # a segmenter learns from the text and tokens, not from label columns
+            "sentences and tokens of the text"
+            if for_config(config).declared(config).segments
+            else f"columns {list(config.data.columns)}"
+        )
+        report.print(f"train: {len(train_data)} sentences, dev: {len(dev_data)}; learning {learns}")
         if teacher is not None:
             report.print(f"teacher: {teacher.columns}; computing its tag distributions on train")
         command = "lstmtag " + " ".join(sys.argv[1:])

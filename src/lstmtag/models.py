@@ -177,6 +177,7 @@ KINDS: dict[str, Kind] = {
             "segmenter",
             load=lambda model_file, source: load_segmenter_file(model_file, source),
             check=check_segmenter_file,
+            declared=lambda config: TrainedSegmenter.capabilities,
         ),
         # The ONNX Runtime backend: opened by file suffix (``BACKENDS``), already its own inference form.
         Kind("onnx", load=lambda model_file, source: _onnx_only(source, model_file), check=_onnx_only),
