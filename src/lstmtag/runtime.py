@@ -132,7 +132,32 @@ class CharCache:
         return slots
 
 
-class InferenceTagger(TaggingModel):
+class InferenceForm(TaggingModel):
+    """What the inference forms share: the made-from model's capabilities, and decoding with its heads.
+
+    Each form sets ``declared``, ``refused`` and ``heads`` from the model it was made from.
+    """
+
+    declared: Capabilities
+    refused: dict[str, str]
+    heads: nn.ModuleDict
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self.declared
+
+    @property
+    def refusals(self) -> dict[str, str]:
+        return self.refused
+
+    @torch.no_grad()
+    def decode(self, batch: Batch) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Name -> (tag ids (B, T), probability of each chosen tag (B, T))."""
+        emissions = self(batch)
+        return {name: self.heads[name].decode(emissions[name], batch.mask) for name in emissions}
+
+
+class InferenceTagger(InferenceForm):
     """A trained ``Tagger`` for tagging only: padded mixed-length batches, cached char features.
 
     A snapshot: the encoder and output layers are copied, and the cached character features belong
@@ -153,14 +178,6 @@ class InferenceTagger(TaggingModel):
         chars = tagger.embedder.chars
         self.chars = CharCache(chars, dtype=self.dtype) if chars is not None else None
 
-    @property
-    def capabilities(self) -> Capabilities:
-        return self.declared
-
-    @property
-    def refusals(self) -> dict[str, str]:
-        return self.refused
-
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Emissions per column: name -> (B, T, num_tags), float32."""
         features = self.words(batch.words).to(self.dtype)  # (B, T, word_dim)
@@ -169,14 +186,8 @@ class InferenceTagger(TaggingModel):
         encoded = self.encoder(features, batch.lengths)
         return {name: linear(encoded).float() for name, linear in self.outputs.items()}
 
-    @torch.no_grad()
-    def decode(self, batch: Batch) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """Name -> (tag ids (B, T), probability of each chosen tag (B, T))."""
-        emissions = self(batch)
-        return {name: self.heads[name].decode(emissions[name], batch.mask) for name in emissions}
 
-
-class InferenceEnsemble(TaggingModel):
+class InferenceEnsemble(InferenceForm):
     """An ``Ensemble`` whose members are ``InferenceTagger``s: log of the mean probabilities."""
 
     kind = "ensemble"
@@ -188,21 +199,8 @@ class InferenceEnsemble(TaggingModel):
         self.heads = ensemble.heads
         self.precision = self.members[0].precision
 
-    @property
-    def capabilities(self) -> Capabilities:
-        return self.declared
-
-    @property
-    def refusals(self) -> dict[str, str]:
-        return self.refused
-
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         return average([member(batch) for member in self.members])
-
-    @torch.no_grad()
-    def decode(self, batch: Batch) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        emissions = self(batch)
-        return {name: self.heads[name].decode(emissions[name], batch.mask) for name in emissions}
 
 
 def check_precision(precision: str) -> None:
