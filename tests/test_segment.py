@@ -71,3 +71,12 @@ def test_no_sentence_spans_a_blank_line():
     text = "Yes it is\n \nA second one\n\n\nthird"
     assert [[t.text for t in s] for s in rule_segment(text)] == [["Yes", "it", "is"], ["A", "second", "one"], ["third"]]
     assert [offset for offset, _ in paragraphs(text)] == [0, 12, 27]
+
+
+def test_bounded_cuts_sentences_by_words_after_multiword_expansion():
+    from lstmtag.segment import Token, bounded
+
+    tokens = [Token("im", 3 * i, 3 * i + 2, True, ("i", "m")) for i in range(7)]
+    pieces = bounded([tokens], max_tokens=5)
+    assert [sum(len(t.forms) for t in piece) for piece in pieces] == [4, 4, 4, 2]
+    assert [t for piece in pieces for t in piece] == tokens

@@ -197,7 +197,8 @@ def fit(
             loss = objective(*inputs)
             optimizer.zero_grad(set_to_none=True)
             (loss * weight).backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), settings.clip)
+            if settings.clip > 0:  # 0: no clipping (clip_grad_norm_ with 0 would zero every gradient)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), settings.clip)
             optimizer.step()
             if averaged is not None:
                 averaged.update_parameters(model)

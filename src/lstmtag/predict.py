@@ -1,7 +1,8 @@
 """Predictor: the one inference path behind the Python API, the CLI and the HTTP service.
 
 Sentences are sorted by length and decoded in padded batches of mixed lengths (little padding; in
-float, padding never changes a result: see runtime.py), then returned in input order. int8 and bf16
+float, padding changes a result only by the float rounding of the batch size: see runtime.py), then
+returned in input order. int8 and bf16
 round differently with the batch (int8 scales activations per batch), so their tags can differ in
 rare tokens between a sentence alone and in a batch. Decoding returns ids; ids become tag strings
 (and lemma edit scripts become lemmas) here and nowhere else.
@@ -226,6 +227,10 @@ class Predictor:
     def score(self, sentences: Sequence[Sentence]) -> Score:
         """Accuracy per column and their mean, over the columns ``sentences`` carry."""
         columns = {name: column["accuracy"] for name, column in self.evaluate(sentences)["columns"].items()}
+        if not columns:
+            raise ValueError(
+                f"the sentences carry none of the model's columns ({', '.join(self.columns)}): nothing to score"
+            )
         return Score(columns, sum(columns.values()) / len(columns))
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from lstmtag.data import Sentence, _check_words, _decoded_lines, _open_binary
 from lstmtag.limits import MAX_LINE_BYTES
 from lstmtag.segment import DEFAULT as DEFAULT_SEGMENTER
-from lstmtag.segment import Segmenter, conllu_lines, paragraphs
+from lstmtag.segment import Segmenter, clean, conllu_lines, paragraphs
 from lstmtag.segment import words as segment_words
 
 RAW_BLOCK_BYTES = 65_536  # paragraphs handed to the segmenter at once (a trained one labels them in one batch)
@@ -85,6 +85,7 @@ def segmented(
     (and ``newpar``) or a blank line lies before it. ``lines``: each paragraph's first line in the
     source, for errors (else ``line``).
     """
+    text = clean(text)  # as the segmenter sees it (one character for one), so # text agrees with the tokens
     breaks = [offset for offset, _ in paragraphs(text)]
     last = -1  # the paragraph of the sentence before
     for tokens in segmenter(text):

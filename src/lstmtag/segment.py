@@ -104,7 +104,7 @@ def _space_after(text: str, end: int) -> bool:
 def bounded(
     sentences: Sequence[Sequence[Token]], *, max_tokens: int = MAX_SENTENCE_TOKENS, max_chars: int = MAX_TOKEN_CHARS
 ) -> list[list[Token]]:
-    """Cut over-long tokens into ``max_chars`` pieces and over-long sentences into ``max_tokens`` pieces."""
+    """Cut over-long tokens into ``max_chars`` pieces and over-long sentences into pieces of ``max_tokens`` words."""
     result = []
     for sentence in sentences:
         tokens: list[Token] = []
@@ -116,7 +116,16 @@ def bounded(
                 stop = min(at + max_chars, token.end)
                 piece = token.text[at - token.start : stop - token.start]
                 tokens.append(Token(piece, at, stop, token.space_after if stop == token.end else False))
-        result += [tokens[i : i + max_tokens] for i in range(0, len(tokens), max_tokens)]
+        piece: list[Token] = []
+        count = 0  # words in ``piece``: the limit is on words, after multiword tokens are expanded
+        for token in tokens:
+            if piece and count + len(token.forms) > max_tokens:
+                result.append(piece)
+                piece, count = [], 0
+            piece.append(token)
+            count += len(token.forms)
+        if piece:
+            result.append(piece)
     return result
 
 

@@ -168,7 +168,7 @@ class TaggerTask(loop.Task):
 
     def piece(self, batch: list[Sentence], context: Context, rng: random.Random) -> tuple[tuple, float]:
         mine = batch[distributed.share(len(batch), context)]
-        weight = context.world * len(mine) / len(batch)
+        weight = context.world * self.tokens(mine) / max(self.tokens(batch), 1)  # losses are means over tokens
         mine = mine or batch[:1]  # more ranks than sentences: take part in the step with weight 0
         tensors = make_batch(mine, self.vocabs, word_dropout=self.config.model.word_dropout, rng=rng)
         if self.targets:
