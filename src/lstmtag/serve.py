@@ -146,16 +146,18 @@ def _check_text(text: str | None, field: str) -> None:
             ) from None
 
 
+def given_or_split(given: list | None, text: str | None, field: str, predictor: Predictor) -> list[list[str]]:
+    """A request's sentences: ``given`` under ``field``, or ``text`` split by the model's segmenter."""
+    if (given is None) == (text is None):
+        raise HTTPException(422, {"error": f"give exactly one of '{field}' or 'text'", "field": field})
+    _check_text(text, "text")
+    return given if given is not None else [words(s) for s in predictor.segmenter(text or "")]
+
+
 def inspect_tokens(request: Any, predictor: Predictor, max_tokens: int) -> list[str]:
     """The one sentence an inspect request names, by ``tokens`` or by ``text`` (split as /tag splits it)."""
-    if (request.tokens is None) == (request.text is None):
-        raise HTTPException(422, {"error": "give exactly one of 'tokens' or 'text'", "field": "tokens"})
-    _check_text(request.text, "text")
-    tokens = (
-        request.tokens
-        if request.tokens is not None
-        else [t for s in predictor.segmenter(request.text or "") for t in words(s)]
-    )
+    given = [request.tokens] if request.tokens is not None else None
+    tokens = [t for s in given_or_split(given, request.text, "tokens", predictor) for t in s]
     _check_tokens(tokens, "tokens", max_tokens, too_large=422)
     return tokens
 
@@ -238,14 +240,7 @@ def create_app(
         return name
 
     def sentences_from(request: TagRequest, name: str) -> list[list[str]]:
-        if (request.sentences is None) == (request.text is None):
-            raise HTTPException(422, {"error": "give exactly one of 'sentences' or 'text'", "field": "sentences"})
-        _check_text(request.text, "text")
-        sentences = (
-            request.sentences
-            if request.sentences is not None
-            else [words(s) for s in predictors[name].segmenter(request.text or "")]
-        )
+        sentences = given_or_split(request.sentences, request.text, "sentences", predictors[name])
         if not sentences:
             raise HTTPException(
                 422, {"error": "no tokens to tag", "field": "text" if request.text is not None else "sentences"}
