@@ -391,48 +391,6 @@ def _evaluate_raw(predictor, data_file: Path, as_json: bool) -> None:
 
 @app.command()
 @friendly_errors
-def ensemble(
-    models: Annotated[list[str], typer.Argument(help="Two or more LSTM tagger files trained on the same data.")],
-    out_file: Annotated[Path, typer.Option("--out", help="Where to write the ensemble (.safetensors).")],
-    dev_file: Annotated[
-        Path | None, typer.Option("--dev", help="Score each member and the ensemble on this file.")
-    ] = None,
-    half: Annotated[bool, typer.Option(help="Store weights as float16 (half the size).")] = True,
-    precision: Annotated[
-        str | None,
-        typer.Option(help="Record float, int8 or bf16 as the precision the model tags with by default; --dev uses it."),
-    ] = None,
-) -> None:
-    """Combine taggers into one that averages their tag probabilities (train members with different seeds)."""
-    from lstmtag.data import load_labelled
-    from lstmtag.models import ensemble as combine
-    from lstmtag.models import load_tagger, round_to_half, save_tagger
-    from lstmtag.predict import Predictor
-    from lstmtag.runtime import PRECISIONS
-
-    bundles = [load_tagger(name) for name in models]
-    combined = combine(bundles, list(models))
-    combined.info["command"] = "lstmtag " + " ".join(sys.argv[1:])
-    if precision is not None:
-        if precision not in PRECISIONS:
-            raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        combined.info["precision"] = precision
-    if half:
-        round_to_half(combined.model)  # so the dev scores below are those of the weights saved
-    if dev_file is not None:
-        dev = load_labelled(dev_file, combined.config.data.format, list(combined.vocabs.labels))
-        for label, bundle in [*zip(models, bundles, strict=True), ("ensemble", combined)]:
-            score = Predictor(bundle, precision=precision).score(dev)
-            shown = "  ".join(f"{name} {value:.2%}" for name, value in score.columns.items())
-            out.print(f"{label}: dev {shown}  mean {score.mean:.2%}")
-        combined.info["dev_accuracy"] = score.mean
-    save_tagger(out_file, combined, half=half)
-    size = out_file.stat().st_size / 1e6
-    console.print(f"ensemble of {len(models)} written to {out_file} ({size:.1f} MB)")
-
-
-@app.command()
-@friendly_errors
 def tag(
     input_file: Annotated[str, typer.Argument(help="Input file, or - for standard input.")] = "-",
     model: ModelOption = "en",
@@ -699,8 +657,14 @@ def serve(
     uvicorn.run(app_, host=host, port=port, log_level="warning")
 
 
-# The inspector's corpus tools (issue #15), thin adapters in units_cli.
-from lstmtag import units_cli  # noqa: E402
+# Commands kept in modules of their own: combining/packing models, and the inspector's corpus tools.
+from lstmtag import pack_cli, units_cli  # noqa: E402
 
-for _name, _command in (("units", units_cli.units), ("search", units_cli.search), ("probe", units_cli.probe)):
+for _name, _command in (
+    ("ensemble", pack_cli.ensemble),
+    ("pack", pack_cli.pack),
+    ("units", units_cli.units),
+    ("search", units_cli.search),
+    ("probe", units_cli.probe),
+):
     app.command(_name)(friendly_errors(_command))

@@ -1,0 +1,95 @@
+"""The ``ensemble`` and ``pack`` commands: make a tagger file ready to ship.
+
+Both end the same way (``finish``): weights rounded to float16, the precision the model tags with by
+default recorded, each input and the result scored on dev with the weights as saved. ``ensemble``
+first averages several taggers; ``pack`` takes one (a distilled student, say) as it is.
+``cli.py`` registers them.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+OutOption = Annotated[Path, typer.Option("--out", help="Where to write the model (.safetensors).")]
+DevOption = Annotated[Path | None, typer.Option("--dev", help="Score the input(s) and the result on this file.")]
+HalfOption = Annotated[bool, typer.Option(help="Store weights as float16 (half the size).")]
+PrecisionOption = Annotated[
+    str | None,
+    typer.Option(help="Record float, int8 or bf16 as the precision the model tags with by default; --dev uses it."),
+]
+
+
+def ensemble(
+    models: Annotated[list[str], typer.Argument(help="Two or more LSTM tagger files trained on the same data.")],
+    out_file: OutOption,
+    dev_file: DevOption = None,
+    half: HalfOption = True,
+    precision: PrecisionOption = None,
+) -> None:
+    """Combine taggers into one that averages their tag probabilities (train members with different seeds)."""
+    from lstmtag.models import ensemble as combine
+    from lstmtag.models import load_tagger
+
+    if len(models) < 2:
+        raise ValueError("ensemble needs two or more models; `lstmtag pack` prepares a single one")
+    bundles = [load_tagger(name) for name in models]
+    combined = combine(bundles, list(models))
+    finish(
+        combined,
+        list(zip(models, bundles, strict=True)),
+        out_file,
+        dev_file,
+        half=half,
+        precision=precision,
+        label="ensemble",
+    )
+    size = out_file.stat().st_size / 1e6
+    err.print(f"ensemble of {len(models)} written to {out_file} ({size:.1f} MB)")
+
+
+def pack(
+    model: Annotated[str, typer.Argument(help="A trained tagger file.")],
+    out_file: OutOption,
+    dev_file: DevOption = None,
+    half: HalfOption = True,
+    precision: PrecisionOption = None,
+) -> None:
+    """Prepare one tagger to ship: float16 weights and a default tagging precision, checked on dev."""
+    from lstmtag.models import load_tagger
+
+    bundle = load_tagger(model)
+    finish(bundle, [], out_file, dev_file, half=half, precision=precision, label="packed")
+    err.print(f"packed {model} into {out_file} ({out_file.stat().st_size / 1e6:.1f} MB)")
+
+
+def finish(
+    bundle, inputs: list, out_file: Path, dev_file: Path | None, *, half: bool, precision: str | None, label: str
+) -> None:
+    """Round, record and score ``bundle`` (and each of ``inputs``, (name, bundle) pairs), then save it."""
+    from lstmtag.data import load_labelled
+    from lstmtag.models import round_to_half, save_tagger
+    from lstmtag.predict import Predictor
+    from lstmtag.runtime import check_precision
+
+    bundle.info["command"] = "lstmtag " + " ".join(sys.argv[1:])
+    if precision is not None:
+        check_precision(precision)
+        bundle.info["precision"] = precision
+    if half:
+        round_to_half(bundle.model)  # so the dev scores below are those of the weights saved
+    if dev_file is not None:
+        dev = load_labelled(dev_file, bundle.config.data.format, list(bundle.vocabs.labels))
+        for name_, each in [*inputs, (label, bundle)]:
+            score = Predictor(each, precision=precision).score(dev)
+            shown = "  ".join(f"{name} {value:.2%}" for name, value in score.columns.items())
+            out.print(f"{name_}: dev {shown}  mean {score.mean:.2%}")
+        bundle.info["dev_accuracy"] = score.mean
+    save_tagger(out_file, bundle, half=half)
