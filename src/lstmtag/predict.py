@@ -99,7 +99,8 @@ class Predictor:
     def predict(self, sentences: Sequence[Sentence]) -> list[Tagged]:
         """Decode ``sentences`` in padded batches sorted by length; results come back in input order."""
         results: list[Tagged | None] = [None] * len(sentences)
-        labels = self.bundle.vocabs.labels
+        # Bound lookups, hoisted: turning ids into names is per token, so it is a hot loop.
+        names = {name: vocab.itos.__getitem__ for name, vocab in self.bundle.vocabs.labels.items()}
         with torch.no_grad():  # not inference_mode: CRF and HMM marginals use autograd
             for chunk in _chunks(sentences, self.batch_size):
                 batch = self.runtime.batch([sentences[i] for i in chunk], self.bundle.vocabs)
@@ -108,9 +109,9 @@ class Predictor:
                 for row, index in enumerate(chunk):
                     words = sentences[index].words
                     n = len(words)
-                    tags = {name: [labels[name].itos[i] for i in ids[row][:n]] for name, (ids, _) in decoded.items()}
+                    tags = {name: list(map(names[name], ids[row][:n])) for name, (ids, _) in decoded.items()}
                     if self.lemma_scripts:
-                        tags[LEMMA] = [apply_script(edit, word) for edit, word in zip(tags[LEMMA], words, strict=True)]
+                        tags[LEMMA] = list(map(apply_script, tags[LEMMA], words))
                     results[index] = Tagged(
                         tags=tags, probs={name: probs[row][:n] for name, (_, probs) in decoded.items()}
                     )

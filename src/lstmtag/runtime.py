@@ -171,7 +171,8 @@ class InferenceTagger(InferenceForm):
         self.declared, self.refused = tagger.capabilities, tagger.refusals
         self.words = tagger.embedder.words
         self.encoder = PaddedEncoder(tagger.encoder)
-        self.outputs = copy.deepcopy(tagger.outputs)
+        self.columns = [(name, linear.out_features) for name, linear in tagger.outputs.items()]
+        self.outputs = nn.ModuleDict({"all": _fused(list(tagger.outputs.values()))})  # one matmul for every head
         self.heads = tagger.heads
         self.precision = _reduce(self, precision)
         self.dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32  # the encoder's input
@@ -184,7 +185,8 @@ class InferenceTagger(InferenceForm):
         if self.chars is not None:
             features = torch.cat([features, self.chars(batch)[batch.word_types]], dim=-1)
         encoded = self.encoder(features, batch.lengths)
-        return {name: linear(encoded).float() for name, linear in self.outputs.items()}
+        scores = self.outputs["all"](encoded).split([size for _, size in self.columns], dim=-1)
+        return {name: part.float() for (name, _), part in zip(self.columns, scores, strict=True)}
 
 
 class InferenceEnsemble(InferenceForm):
@@ -201,6 +203,15 @@ class InferenceEnsemble(InferenceForm):
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         return average([member(batch) for member in self.members])
+
+
+def _fused(linears: list[nn.Linear]) -> nn.Linear:
+    """One linear layer computing all of ``linears`` (same input) side by side: one call, one pass over the input."""
+    fused = nn.Linear(linears[0].in_features, sum(linear.out_features for linear in linears))
+    with torch.no_grad():
+        fused.weight.copy_(torch.cat([linear.weight for linear in linears]))
+        fused.bias.copy_(torch.cat([linear.bias for linear in linears]))
+    return fused
 
 
 def check_precision(precision: str) -> None:
