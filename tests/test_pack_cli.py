@@ -28,6 +28,8 @@ def test_pack_rounds_to_half_records_precision_and_scores_on_dev(trained, sample
     assert out.stat().st_size < trained.stat().st_size * 0.75  # float16 storage
     packed, original = load_tagger(out), load_tagger(trained)
     assert packed.info["precision"] == "int8" and 0.0 < packed.info["dev_accuracy"] <= 1.0
+    assert "packed_by" in packed.info  # (under CliRunner the recorded argv is pytest's)
+    assert packed.info.get("command") == original.info.get("command")  # how it was trained stays on record
     for name, weight in original.model.state_dict().items():
         if weight.is_floating_point():
             assert torch.equal(packed.model.state_dict()[name], weight.half().float()), name

@@ -79,7 +79,8 @@ def finish(
     from lstmtag.predict import Predictor
     from lstmtag.runtime import check_precision
 
-    bundle.info["command"] = "lstmtag " + " ".join(sys.argv[1:])
+    # An ensemble is made by this command; a packed model keeps the command that trained it.
+    bundle.info["command" if label == "ensemble" else "packed_by"] = "lstmtag " + " ".join(sys.argv[1:])
     if precision is not None:
         check_precision(precision)
         bundle.info["precision"] = precision
