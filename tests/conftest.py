@@ -79,3 +79,39 @@ def train_tiny_segmenter(data, out: Path):
 def tiny_segmenter(sample, tmp_path_factory):
     """A segmenter overfitted to 8 sentences (its file, and the training result)."""
     return train_tiny_segmenter(sample[:8], tmp_path_factory.mktemp("segmenter") / "seg.safetensors")
+
+
+UD_COLUMNS = ["upos", "xpos", "feats", "lemma"]
+
+
+@pytest.fixture(scope="session")
+def ud_sample():
+    """The sample with every column a full UD tagger predicts."""
+    return load_labelled(DATA / "ewt_sample.conllu", "conllu", UD_COLUMNS)
+
+
+@pytest.fixture(scope="session")
+def ud_tagger(ud_sample, tmp_path_factory):
+    """A tagger with UPOS, XPOS, FEATS and lemma heads that has memorised 8 sentences (its file).
+
+    ``ud_sample[5]`` ("The third was being run by ...") gets its gold lemmas and features back.
+    """
+    from lstmtag.train import train_tagger
+
+    out = tmp_path_factory.mktemp("ud") / "ud.safetensors"
+    config = tiny_config("train.epochs=30", "train.patience=30", "data.columns=" + ",".join(UD_COLUMNS))
+    train_tagger(ud_sample[:8], ud_sample[:8], config, out)
+    return out
+
+
+def multiword_segment(text: str):
+    """The rule tokenizer, but ``dont`` is one multiword token of the words ``do`` and ``n't``.
+
+    A stand-in for a trained segmenter, so views of multiword tokens can be checked exactly.
+    """
+    from lstmtag.segment import Token, rule_segment
+
+    return [
+        [Token(t.text, t.start, t.end, t.space_after, ("do", "n't") if t.text == "dont" else ()) for t in sentence]
+        for sentence in rule_segment(text)
+    ]

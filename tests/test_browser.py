@@ -1,5 +1,6 @@
 """The web page in a real browser: Debian's Chromium driven by Playwright, against a live server."""
 
+import contextlib
 import os
 import re
 import shutil
@@ -11,13 +12,13 @@ from pathlib import Path
 import pytest
 
 from lstmtag.corpus_trace import TaggerCorpus
-from lstmtag.models import SHIPPED, shipped_dirs
+from lstmtag.models import SHIPPED, load_tagger, shipped_dirs
 from lstmtag.predict import Predictor
 from lstmtag.serve import create_app
 from lstmtag.train import train_tagger
 from lstmtag.units import collect
 from lstmtag.views import sentence_view, stats_from
-from tests.conftest import tiny_config
+from tests.conftest import multiword_segment, tiny_config
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = [
@@ -37,28 +38,39 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(sample, tmp_path_factory):
+@contextlib.contextmanager
+def _serving(app):
+    """``app`` on uvicorn on a free loopback port, in a thread; yields its URL."""
     uvicorn = pytest.importorskip("uvicorn")
-    if any((d / SHIPPED["en"]).is_file() for d in shipped_dirs()):
-        predictor = Predictor.load("en")
-    else:
-        out = tmp_path_factory.mktemp("web") / "tiny.safetensors"
-        train_tagger(sample[:12], sample[:4], tiny_config("train.epochs=2"), out)
-        predictor = Predictor.load(out)
     port = _free_port()
-    app = create_app({"en": predictor}, corpus=Path(__file__).parent / "data" / "ewt_dev_sample.conllu")
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-    instance = uvicorn.Server(config)
+    instance = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=instance.run, daemon=True)
     thread.start()
     for _ in range(100):
         if instance.started:
             break
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", predictor
+    yield f"http://127.0.0.1:{port}"
     instance.should_exit = True
     thread.join(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def server(sample, tmp_path_factory):
+    if any((d / SHIPPED["en"]).is_file() for d in shipped_dirs()):
+        predictor = Predictor.load("en")
+    else:
+        out = tmp_path_factory.mktemp("web") / "tiny.safetensors"
+        train_tagger(sample[:12], sample[:4], tiny_config("train.epochs=2"), out)
+        predictor = Predictor.load(out)
+    app = create_app({"en": predictor}, corpus=Path(__file__).parent / "data" / "ewt_dev_sample.conllu")
+    with _serving(app) as url:
+        yield url, predictor
+
+
+def _rows(page) -> list[str]:
+    """The headings of the tag table's rows, top to bottom."""
+    return page.evaluate("[...document.querySelectorAll('#tags tr')].map(r => r.cells[0].textContent)")
 
 
 def test_page_tags_and_draws_heatmaps(server, tmp_path):
@@ -78,6 +90,8 @@ def test_page_tags_and_draws_heatmaps(server, tmp_path):
         shown = page.locator("#tags td.tag[data-column=upos]").all_inner_texts()
         expected = [row["upos"] for row in predictor.tag(tokens)]
         assert [cell.split("\n")[0] for cell in shown] == expected
+        columns = [c for c in predictor.columns if c != "feats"] + [c for c in predictor.columns if c == "feats"]
+        assert _rows(page) == ["word"] + [c.upper() for c in columns]  # a row per column the model has
         trace = predictor.inspect(tokens)
         view = sentence_view(trace)  # what the page draws: the top 32 units by variance, per layer
         layers = len(trace.layers)
@@ -151,3 +165,48 @@ def test_page_fits_a_long_sentence_shows_all_units_and_searches(server, tmp_path
         if os.environ.get("LSTMTAG_SCREENSHOT_LONG"):
             shutil.copy(tmp_path / "long.png", os.environ["LSTMTAG_SCREENSHOT_LONG"])
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def ud_server(ud_tagger):
+    predictor = Predictor(load_tagger(ud_tagger), segmenter=multiword_segment)
+    with _serving(create_app({"ud": predictor})) as url:
+        yield url, predictor
+
+
+def test_page_shows_lemmas_features_and_the_words_of_multiword_tokens(ud_server, ud_sample, tmp_path):
+    if not Path(CHROMIUM).is_file():
+        pytest.skip("Chromium is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    url, predictor = ud_server
+    gold = ud_sample[5]  # memorised by the fixture
+    text = "I dont know. " + " ".join(gold.words[:-1]) + "."
+    expected = [w for s in predictor(text) for t in s["tokens"] for w in t["words"]]
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url + "/")
+        page.fill("#sentence", text)
+        page.click("#go")
+        page.wait_for_selector("#heatmaps canvas", timeout=30_000)
+        assert _rows(page) == ["token", "word", "UPOS", "XPOS", "LEMMA", "FEATS"]
+        assert page.locator("#tags th.surface").all_inner_texts() == ["I", "dont", "know", ".", *gold.words]
+        mwt = page.locator("#tags th.mwt")
+        assert mwt.count() == 1 and mwt.inner_text() == "dont" and mwt.get_attribute("colspan") == "2"
+        assert mwt.get_attribute("title") == "multiword token: do + n't"
+        assert page.locator("#tags th.token").all_inner_texts() == ["I", "do", "n't", "know", ".", *gold.words]
+        assert page.locator("#tags th.token.sentence-start").all_inner_texts() == [gold.words[0]]
+        lemmas = page.locator("#tags td.tag[data-column=lemma]").all_inner_texts()
+        assert lemmas == [f"{w['lemma']}\n{w['lemma_prob']:.3f}" for w in expected]
+        assert [cell.split("\n")[0] for cell in lemmas[5:]] == gold.labels["lemma"]
+        chips = page.evaluate(
+            "[...document.querySelectorAll('#tags td.tag[data-column=feats]')]"
+            ".map(td => [...td.querySelectorAll('.feat')].map(c => c.textContent).join('|'))"
+        )
+        assert chips == [w["feats"] for w in expected]
+        assert chips[5:] == gold.labels["feats"]
+        probs = page.locator("#tags td.tag[data-column=feats] .prob").all_inner_texts()
+        assert probs == [f"{w['feats_prob']:.3f}" for w in expected]
+        page.locator("#tags").screenshot(path=str(tmp_path / "tags.png"))
+        browser.close()
+    assert (tmp_path / "tags.png").stat().st_size > 5_000

@@ -101,6 +101,53 @@ def test_tag_raw_text_splits_it_with_the_library_tokenizer(model, tmp_path):
     assert [r["upos"] for r in records] == [[row["upos"] for row in predictor.tag(r["tokens"])] for r in records]
 
 
+@pytest.mark.parametrize("output", ["conllu", "jsonl", "table"])
+def test_raw_text_gets_lemmas_and_features_in_every_output(ud_tagger, ud_sample, tmp_path, output):
+    gold = ud_sample[5]  # memorised by the fixture
+    path = tmp_path / "raw.txt"
+    path.write_text("I dont know.\n\n" + " ".join(gold.words[:-1]) + ".", encoding="utf-8")
+    result = runner.invoke(app, ["tag", "--model", str(ud_tagger), "--input", "raw", "--output", output, str(path)])
+    assert result.exit_code == 0, result.output
+    predictor = Predictor.load(ud_tagger)
+    expected = [predictor.tag(words) for words in (["I", "dont", "know", "."], gold.words)]
+    assert [row["lemma"] for row in expected[1]] == gold.labels["lemma"]
+    assert [row["feats"] for row in expected[1]] == gold.labels["feats"]
+    if output == "conllu":  # LEMMA is column 3, FEATS column 6
+        lines = [line.split("\t") for line in result.stdout.split("\n") if line[:1].isdigit()]
+        assert [(c[1], c[2], c[5]) for c in lines] == [
+            (row["token"], row["lemma"], row["feats"]) for rows in expected for row in rows
+        ]
+    elif output == "jsonl":
+        records = [json.loads(line) for line in result.stdout.strip().split("\n")]
+        assert [(r["lemma"], r["feats"]) for r in records] == [
+            ([row["lemma"] for row in rows], [row["feats"] for row in rows]) for rows in expected
+        ]
+        assert all(0 <= p <= 1 for r in records for p in r["lemma_prob"] + r["feats_prob"])
+    else:  # features one per line under the word, so none is cut short; the lemma beside it
+        lines = result.stdout.split("\n")
+        heading = [cell.strip() for cell in lines[0].split("┃")]
+        feats, lemma = heading.index("FEATS"), heading.index("LEMMA")
+        shown = []
+        for line in lines[1:]:
+            cells = [cell.strip() for cell in line.split("│")]
+            if len(cells) < len(heading) or line.startswith(" token"):
+                continue
+            if cells[0]:
+                shown.append([cells[0], cells[lemma], cells[feats]])
+            else:
+                shown[-1][2] += "|" + cells[feats]
+        assert shown == [[row["token"], row["lemma"], row["feats"]] for rows in expected for row in rows]
+
+
+def test_the_table_shows_brackets_in_tokens_literally(model, tmp_path):
+    path = tmp_path / "in.txt"
+    path.write_text("[red]x[/red] [b]\n", encoding="utf-8")
+    result = runner.invoke(app, ["tag", "--model", str(model), "--input", "text", "--output", "table", str(path)])
+    assert result.exit_code == 0, result.output
+    tokens = [line.split("│")[0].strip() for line in result.stdout.split("\n") if "│" in line]
+    assert tokens == ["[red]x[/red]", "[b]"]
+
+
 def test_inspect_json_and_plot(model, tmp_path):
     plot = tmp_path / "trace.png"
     result = runner.invoke(app, ["inspect", "--model", str(model), "The cow jumped", "--json", "--plot", str(plot)])

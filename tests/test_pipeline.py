@@ -7,8 +7,8 @@ from lstmtag import models
 from lstmtag.data import DataError, load_labelled
 from lstmtag.pipeline import evaluate_raw, gold_paragraphs, paragraphs
 from lstmtag.predict import Predictor
-from lstmtag.segment import Token, rule_segment
-from tests.conftest import DATA, tiny_config
+from lstmtag.segment import rule_segment
+from tests.conftest import DATA, multiword_segment, tiny_config
 
 
 def test_paragraphs_keep_their_offsets():
@@ -31,14 +31,7 @@ def test_gold_without_text_lines_is_refused(tmp_path):
 
 
 def test_the_api_gives_tokens_with_offsets_and_multiword_words(tiny_tagger):
-    def segmenter(text):  # a stand-in with a multiword token, so the document view can be checked exactly
-        sentences = rule_segment(text)
-        return [
-            [Token(t.text, t.start, t.end, t.space_after, ("do", "n't") if t.text == "dont" else ()) for t in s]
-            for s in sentences
-        ]
-
-    predictor = lstmtag.load(tiny_tagger, segmenter=segmenter)
+    predictor = lstmtag.load(tiny_tagger, segmenter=multiword_segment)
     text = "I dont know.\n\nThe cow jumped!"
     doc = predictor(text)
     assert [s["text"] for s in doc] == ["I dont know.", "The cow jumped!"]
@@ -52,6 +45,23 @@ def test_the_api_gives_tokens_with_offsets_and_multiword_words(tiny_tagger):
     assert doc[0]["tokens"][2]["space_after"] is False  # "know" is followed by "."
     tags = predictor.tag_batch([["I", "do", "n't", "know", "."]])[0]
     assert [w["upos"] for t in doc[0]["tokens"] for w in t["words"]] == [row["upos"] for row in tags]
+
+
+def test_the_api_fills_lemma_and_feats_from_raw_text(ud_tagger, ud_sample):
+    from lstmtag.lemma import is_script
+
+    predictor = lstmtag.load(ud_tagger, segmenter=multiword_segment)
+    gold = ud_sample[5]  # memorised by the fixture: "The third was being run by the head of an investment firm ."
+    doc = predictor(" ".join(gold.words[:-1]) + ". I dont know.")
+    found = [w for t in doc[0]["tokens"] for w in t["words"]]
+    assert [w["word"] for w in found] == gold.words
+    assert [w["lemma"] for w in found] == gold.labels["lemma"]  # the -> "the", was -> "be": strings, not scripts
+    assert [w["feats"] for w in found] == gold.labels["feats"]
+    dont = doc[1]["tokens"][1]
+    assert [w["word"] for w in dont["words"]] == ["do", "n't"]
+    assert all(
+        0 <= w[f"{c}_prob"] <= 1 and not is_script(w["lemma"]) for w in dont["words"] for c in ("feats", "lemma")
+    )
 
 
 def test_evaluate_raw_scores_the_pipeline_against_gold(tiny_tagger, sample):

@@ -4,10 +4,11 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from lstmtag import models
 from lstmtag.predict import Predictor
 from lstmtag.serve import Limits, create_app
 from lstmtag.train import train_tagger
-from tests.conftest import tiny_config
+from tests.conftest import multiword_segment, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,7 @@ def test_tag_sentences_and_text(client, predictors):
         r["upos"] for r in predictors["tiny"].tag(["The", "cow", "jumped"])
     ]
     text = client.post("/tag", json={"text": "The cow jumped. It rained!", "model": "hmm"}).json()
-    assert text["model"] == "hmm" and len(text["sentences"]) == 2
+    assert text["model"] == "hmm" and [s["text"] for s in text["sentences"]] == ["The cow jumped.", "It rained!"]
 
 
 def test_inspect_models_health_docs_page(client):
@@ -69,6 +70,10 @@ def test_inspect_models_health_docs_page(client):
         ({"json": {"sentences": [[]]}}, 422, "sentences.0"),
         ({"json": {}}, 422, "sentences"),
         ({"json": {"text": "x" * 30_000}}, 413, None),
+        ({"json": {"text": " \n\n "}}, 422, "text"),
+        ({"json": {"text": "A. B. C. D. E. F."}}, 413, "sentences"),
+        ({"json": {"text": "a " * 51}}, 413, "sentences.0"),
+        ({"json": {"text": "Hi.", "sentences": [["Hi"]]}}, 422, "sentences"),
         ({"json": {"sentences": [["a"]], "extra": 1}}, 422, "extra"),
     ],
 )
@@ -123,6 +128,49 @@ def test_raw_text_is_split_by_the_models_segmenter(predictors, tiny_segmenter):
     predictor = Predictor(predictors["tiny"].bundle, segmenter=segmenter)
     with TestClient(create_app({"tiny": predictor})) as test_client:
         body = test_client.post("/tag", json={"text": text}).json()
-    assert [[row["token"] for row in sentence] for sentence in body["sentences"]] == [
+    assert [[w["word"] for t in s["tokens"] for w in t["words"]] for s in body["sentences"]] == [
         words(sentence) for sentence in segmenter(text)
     ]
+
+
+@pytest.fixture(scope="module")
+def ud_client(ud_tagger):
+    predictor = Predictor(models.load_tagger(ud_tagger), segmenter=multiword_segment)
+    with TestClient(create_app({"ud": predictor})) as test_client:
+        yield test_client, predictor
+
+
+def _without_probs(value):
+    """``value`` with every ``*_prob`` entry dropped (tags must match exactly, probabilities to rounding)."""
+    if isinstance(value, dict):
+        return {k: _without_probs(v) for k, v in value.items() if not k.endswith("_prob")}
+    return [_without_probs(v) for v in value] if isinstance(value, list) else value
+
+
+def test_raw_text_gets_the_pipelines_document_with_lemmas_and_features(ud_client, ud_sample):
+    client, predictor = ud_client
+    gold = ud_sample[5]  # memorised by the fixture
+    text = "I dont know.\n\n" + " ".join(gold.words[:-1]) + "."
+    body = client.post("/tag", json={"text": text}).json()
+    assert _without_probs(body["sentences"]) == _without_probs(predictor(text))  # the Python API's view
+    first, second = body["sentences"]
+    assert (first["paragraph"], second["paragraph"]) == (0, 1)
+    dont = first["tokens"][1]
+    assert (dont["text"], text[dont["start"] : dont["end"]]) == ("dont", "dont")
+    assert [w["word"] for w in dont["words"]] == ["do", "n't"]
+    found = [w for t in second["tokens"] for w in t["words"]]
+    assert [w["lemma"] for w in found] == gold.labels["lemma"]
+    assert [w["feats"] for w in found] == gold.labels["feats"]
+    assert all(0 <= w["lemma_prob"] <= 1 and 0 <= w["feats_prob"] <= 1 for w in found)
+
+
+def test_pre_tokenized_sentences_keep_their_rows_with_lemmas_and_features(ud_client, ud_sample):
+    client, predictor = ud_client
+    gold = ud_sample[5]
+    body = client.post("/tag", json={"sentences": [gold.words]}).json()
+    (got,) = body["sentences"]
+    assert [set(row) for row in got] == [
+        {"token"} | {f"{c}{p}" for c in ("upos", "xpos", "feats", "lemma") for p in ("", "_prob")}
+    ] * len(gold.words)
+    assert _without_probs(got) == _without_probs(predictor.tag(gold.words))
+    assert [row["lemma"] for row in got] == gold.labels["lemma"]

@@ -426,7 +426,9 @@ def tag(
     source_format = data_format if input_format == "conllu" and data_format == "conll" else input_format
 
     def write(handle) -> None:
-        table_console = out if handle is sys.stdout else Console(file=handle, highlight=False, soft_wrap=True)
+        # A terminal's table folds long cells to fit its width; a file or a pipe gets each table at its own width.
+        wide = Console(file=handle, highlight=False, soft_wrap=True, width=100_000)
+        table_console = out if handle is sys.stdout and out.is_terminal else wide
         count = 0
         for sentence, tagged in predictor.stream(
             read_sentences(input_file, source_format, segmenter=predictor.segmenter)
@@ -451,17 +453,22 @@ def tag(
 
 
 def print_table(words: list[str], tagged, console_out: Console) -> None:
-    """A readable table: token, then each column's tag and its probability (text shown literally)."""
+    """A readable table: token, then each column's tag and its probability (text shown literally).
+
+    A word's features stand one per line (``Number=Sing`` under ``Mood=Ind``, not joined by ``|``); in
+    a narrow terminal a long cell folds onto more lines rather than being cut short.
+    """
     table = Table(show_edge=False)
-    table.add_column("token")
+    table.add_column("token", overflow="fold")
     for name in tagged.tags:
-        table.add_column(name.upper())
-        table.add_column("p", justify="right")
+        table.add_column(name.upper(), overflow="fold")
+        table.add_column("p", justify="right", no_wrap=True)
     for position, word in enumerate(words):
         cells = [word]
         for name in tagged.tags:
-            cells += [tagged.tags[name][position], f"{tagged.probs[name][position]:.3f}"]
-        table.add_row(*cells)
+            tag = tagged.tags[name][position]
+            cells += ["\n".join(tag.split("|")) if name == "feats" else tag, f"{tagged.probs[name][position]:.3f}"]
+        table.add_row(*map(Text, cells))  # Text: a token like '[b]' is shown, not read as rich markup
     console_out.print(table)
 
 

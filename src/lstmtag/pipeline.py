@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from lstmtag import ud_eval
 from lstmtag.data import DataError, Sentence, format_conllu
 from lstmtag.raw import segmented
-from lstmtag.segment import Segmenter, clean, paragraphs
+from lstmtag.segment import Segmenter, Token, clean, paragraphs, words
 
 if TYPE_CHECKING:
-    from lstmtag.predict import Predictor
+    from lstmtag.predict import Predictor, Tagged
 
 
 def tag_document(predictor: Predictor, text: str, segmenter: Segmenter) -> list[dict[str, object]]:
@@ -28,21 +28,30 @@ def tag_document(predictor: Predictor, text: str, segmenter: Segmenter) -> list[
     Each token: ``{"text", "start", "end", "space_after", "words": [{"word", column: tag,
     column_prob: p, ...}]}`` (one word unless it is a multiword token); offsets are into ``text``.
     """
+    pieces = segment_document(text, segmenter)
+    return document(text, pieces, predictor.predict([Sentence(words(tokens)) for _, tokens in pieces]))
+
+
+def segment_document(text: str, segmenter: Segmenter) -> list[tuple[int, list[Token]]]:
+    """``text``'s sentences as (paragraph number, tokens); the service tags them in its shared batches."""
     cleaned = clean(text)  # one character for one: offsets into it are offsets into ``text``
     breaks = [offset for offset, _ in paragraphs(cleaned)]
-    pieces = [(bisect.bisect_right(breaks, tokens[0].start) - 1, tokens) for tokens in segmenter(cleaned)]
-    sentences = [Sentence([form for token in tokens for form in token.forms]) for _, tokens in pieces]
+    return [(bisect.bisect_right(breaks, tokens[0].start) - 1, tokens) for tokens in segmenter(cleaned)]
+
+
+def document(text: str, pieces: list[tuple[int, list[Token]]], tagged: Sequence[Tagged]) -> list[dict[str, object]]:
+    """The document view (see ``tag_document``) of ``segment_document``'s sentences and their tags."""
     result = []
-    for (number, tokens), tagged in zip(pieces, predictor.predict(sentences), strict=True):
+    for (number, tokens), labelled in zip(pieces, tagged, strict=True):
         position = 0
         rows = []
         for token in tokens:
             found = []
             for form in token.forms:
                 word: dict[str, object] = {"word": form}
-                for name in tagged.tags:
-                    word[name] = tagged.tags[name][position]
-                    word[f"{name}_prob"] = tagged.probs[name][position]
+                for name in labelled.tags:
+                    word[name] = labelled.tags[name][position]
+                    word[f"{name}_prob"] = labelled.probs[name][position]
                 found.append(word)
                 position += 1
             start, end = token.start, token.end

@@ -25,6 +25,7 @@ from starlette.middleware.base import BaseHTTPMiddleware
 from lstmtag import memory
 from lstmtag.data import Sentence
 from lstmtag.limits import MAX_INSPECT_TOKENS, MAX_JSON_DEPTH, TokenError, check_sentence, json_depth
+from lstmtag.pipeline import document, segment_document
 from lstmtag.predict import Predictor, Tagged, rows
 from lstmtag.segment import words
 
@@ -41,7 +42,10 @@ class Limits:
 class TagRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     sentences: list[list[str]] | None = Field(None, description="Pre-tokenized sentences.")
-    text: str | None = Field(None, description="Raw text, split by the documented tokenizer.")
+    text: str | None = Field(
+        None,
+        description="Raw text: the model's segmenter, then the tagger; answered as sentences of tokens with offsets.",
+    )
     model: str | None = Field(None, description="Model name (GET /models); the first loaded by default.")
 
 
@@ -146,11 +150,16 @@ def _check_text(text: str | None, field: str) -> None:
             ) from None
 
 
-def given_or_split(given: list | None, text: str | None, field: str, predictor: Predictor) -> list[list[str]]:
-    """A request's sentences: ``given`` under ``field``, or ``text`` split by the model's segmenter."""
+def exactly_one(given: list | None, text: str | None, field: str) -> None:
+    """A 422 unless the request gives exactly one of ``field`` and ``text``, the text being valid Unicode."""
     if (given is None) == (text is None):
         raise HTTPException(422, {"error": f"give exactly one of '{field}' or 'text'", "field": field})
     _check_text(text, "text")
+
+
+def given_or_split(given: list | None, text: str | None, field: str, predictor: Predictor) -> list[list[str]]:
+    """A request's sentences: ``given`` under ``field``, or ``text`` split by the model's segmenter."""
+    exactly_one(given, text, field)
     return given if given is not None else [words(s) for s in predictor.segmenter(text or "")]
 
 
@@ -239,12 +248,9 @@ def create_app(
             )
         return name
 
-    def sentences_from(request: TagRequest, name: str) -> list[list[str]]:
-        sentences = given_or_split(request.sentences, request.text, "sentences", predictors[name])
+    def checked(sentences: list[list[str]], field: str) -> list[list[str]]:
         if not sentences:
-            raise HTTPException(
-                422, {"error": "no tokens to tag", "field": "text" if request.text is not None else "sentences"}
-            )
+            raise HTTPException(422, {"error": "no tokens to tag", "field": field})
         if len(sentences) > limits.max_sentences:
             raise HTTPException(
                 413, {"error": f"over {limits.max_sentences} sentences in one request", "field": "sentences"}
@@ -255,11 +261,20 @@ def create_app(
 
     @app.post("/tag")
     async def tag(request: TagRequest) -> dict[str, Any]:
-        """Tags and probabilities for each token of each sentence."""
+        """Tags and probabilities for each token of each sentence; raw text gets the pipeline's document view."""
         name = choose(request.model)
-        sentences = sentences_from(request, name)
-        tagged = await batchers[name].tag([Sentence(list(s)) for s in sentences])
-        return {"model": name, "sentences": [rows(list(s), t) for s, t in zip(sentences, tagged, strict=True)]}
+        exactly_one(request.sentences, request.text, "sentences")
+        if request.sentences is not None:
+            sentences = checked(request.sentences, "sentences")
+            tagged = await batchers[name].tag([Sentence(list(s)) for s in sentences])
+            return {"model": name, "sentences": [rows(list(s), t) for s, t in zip(sentences, tagged, strict=True)]}
+        text = request.text or ""
+        pieces = await asyncio.get_running_loop().run_in_executor(
+            executor, segment_document, text, predictors[name].segmenter
+        )
+        sentences = checked([words(tokens) for _, tokens in pieces], "text")
+        tagged = await batchers[name].tag([Sentence(s) for s in sentences])
+        return {"model": name, "sentences": document(text, pieces, tagged)}
 
     @app.post("/inspect")
     async def inspect(request: InspectRequest) -> dict[str, Any]:

@@ -136,25 +136,66 @@ function panel(title, names, canvas, axisRow) {
   return wrap;
 }
 
-function showTags(result) {
-  const rows = result.sentences[0];
-  const columns = Object.keys(rows[0]).filter((k) => k !== "token" && !k.endsWith("_prob"));
+// One cell's content: the tag (features as one chip per Key=Value, none as "_") and its probability.
+function tagCell(td, column, value, prob) {
+  td.className = "tag";
+  td.dataset.column = column;
+  const shown = document.createElement("div");
+  if (column === "feats") {
+    shown.className = "feats";
+    (value === "_" ? ["_"] : value.split("|")).forEach((feature) => {
+      const chip = document.createElement("span");
+      chip.className = feature === "_" ? "feat none" : "feat";
+      chip.textContent = feature;
+      shown.append(chip);
+    });
+  } else {
+    shown.textContent = value; // text, never markup: a lemma is built from the user's own words
+  }
+  const p = document.createElement("span");
+  p.className = "prob";
+  p.textContent = prob.toFixed(3);
+  td.append(shown, p);
+}
+
+// sentences: /tag's answer for text: tokens with their words; a multiword token spans its words.
+function showTags(sentences) {
+  const words = sentences.flatMap((s) => s.tokens.flatMap((t) => t.words));
+  const named = Object.keys(words[0]).filter((k) => k !== "word" && !k.endsWith("_prob"));
+  const columns = [...named.filter((c) => c !== "feats"), ...named.filter((c) => c === "feats")];
   const table = document.createElement("table");
+  const starts = new Set(); // the word index where each sentence begins, drawn with a wider rule
+  let count = 0;
+  sentences.forEach((s) => { starts.add(count); count += s.tokens.reduce((n, t) => n + t.words.length, 0); });
+  const heading = (text, title) => { const th = document.createElement("th"); th.textContent = text; if (title) th.title = title; return th; };
+  if (sentences.some((s) => s.tokens.some((t) => t.words.length > 1))) {
+    const tr = table.insertRow();
+    tr.append(heading("token", "as written; a multiword token spans its words"));
+    sentences.forEach((s) => s.tokens.forEach((t) => {
+      const th = heading(t.text);
+      th.colSpan = t.words.length;
+      th.className = t.words.length > 1 ? "surface mwt" : "surface";
+      if (t.words.length > 1) th.title = `multiword token: ${t.words.map((w) => w.word).join(" + ")}`;
+      tr.append(th);
+    }));
+  }
   const head = table.insertRow();
-  head.insertCell().outerHTML = "<th>token</th>";
-  rows.forEach((row) => { const th = document.createElement("th"); th.className = "token"; th.textContent = row.token; head.append(th); });
+  head.append(heading("word"));
+  words.forEach((w) => { const th = heading(w.word); th.className = "token"; head.append(th); });
   columns.forEach((column) => {
     const tr = table.insertRow();
-    tr.insertCell().outerHTML = `<th>${column.toUpperCase()}</th>`;
-    rows.forEach((row) => {
-      const td = tr.insertCell();
-      td.className = "tag";
-      td.dataset.column = column;
-      td.innerHTML = `${row[column]}<br><span class="prob">${row[column + "_prob"].toFixed(3)}</span>`;
+    tr.append(heading(column.toUpperCase()));
+    words.forEach((w) => tagCell(tr.insertCell(), column, w[column], w[column + "_prob"]));
+  });
+  [...table.rows].forEach((tr) => {
+    let at = -1; // the word index of the cell's first word (-1: the row's heading)
+    [...tr.cells].forEach((cell) => {
+      if (at > 0 && starts.has(at)) cell.classList.add("sentence-start");
+      at += cell.colSpan;
     });
   });
   $("tags").replaceChildren(table);
-  lastTags = [...new Set(rows.map((row) => row[columns[0]]))].sort();
+  lastTags = [...new Set(words.map((w) => w[columns[0]]))].sort();
   tagOptions();
 }
 
@@ -218,9 +259,8 @@ async function run(event) {
   if (!text) { $("status").textContent = "Type a sentence first."; return; }
   try {
     const tagged = await post("/tag", { text, model });
-    const tokens = tagged.sentences.flatMap((s) => s.map((row) => row.token));
-    tagged.sentences = [tagged.sentences.flat()];
-    showTags(tagged);
+    const tokens = tagged.sentences.flatMap((s) => s.tokens.flatMap((t) => t.words.map((w) => w.word)));
+    showTags(tagged.sentences);
     const chosen = window.modelInfo.find((m) => m.name === tagged.model);
     lastTokens = null;
     if (chosen && chosen.inspectable) { lastTokens = tokens; $("view").hidden = false; await redraw(); }
