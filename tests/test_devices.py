@@ -103,6 +103,28 @@ def test_nccl_carries_the_gradients_iff_the_workers_train_on_gpus():
     assert on_gpu == {"cuda": "nccl", "cpu": "gloo"}  # the CPU messages (clock, scores, digests) stay on gloo
 
 
+def test_workers_on_gpus_join_with_nccl_bound_to_their_own_gpu(monkeypatch):
+    """What ``setup`` and ``wrap`` ask of torch.distributed, recorded instead of run (no GPU, no NCCL here)."""
+    calls = []
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "test")
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: False)
+    monkeypatch.setattr(torch.distributed, "init_process_group", lambda name, **options: calls.append((name, options)))
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: calls.append(("set_device", device)))
+    monkeypatch.setattr(distributed, "current", lambda: Context(1, 2))
+    assert distributed.setup(torch.device("cuda", 1)) == Context(1, 2)
+    assert calls[0] == ("set_device", torch.device("cuda", 1))
+    assert calls[1][0] == "cpu:gloo,cuda:nccl" and calls[1][1]["device_id"] == torch.device("cuda", 1)
+    calls.clear()
+    distributed.setup(torch.device("cpu"))
+    assert [name for name, _ in calls] == ["gloo"]
+
+    wrapped = []
+    monkeypatch.setattr(distributed, "DistributedDataParallel", lambda module, **options: wrapped.append(options))
+    monkeypatch.setattr(devices, "of", lambda module: torch.device("cuda", 1))
+    distributed.wrap(torch.nn.Linear(2, 2), Context(1, 2))
+    assert wrapped == [{"device_ids": [1], "output_device": 1}]
+
+
 def test_a_batch_moves_whole_but_for_the_lengths_packing_reads_on_the_cpu(sample):
     config = tiny_config()
     vocabs = build_vocabs(sample[:8], config)
