@@ -18,7 +18,7 @@ import functools
 import itertools
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -79,6 +79,17 @@ class Batch:
     char_lengths: torch.Tensor
     labels: dict[str, torch.Tensor]
     spellings: list[str] = field(default_factory=list)  # the U distinct spellings, in ``chars`` order
+
+    def to_device(self, device: torch.device) -> Batch:
+        """This batch on ``device``; the lengths stay on the CPU, where packing and the length checks read them."""
+        return replace(
+            self,
+            words=self.words.to(device),
+            mask=self.mask.to(device),
+            word_types=self.word_types.to(device),
+            chars=self.chars.to(device),
+            labels={name: tags.to(device) for name, tags in self.labels.items()},
+        )
 
 
 def make_batch(

@@ -99,6 +99,14 @@ NprocOption = Annotated[
     typer.Option("--nproc", help="Train on this many data-parallel workers on this machine (starts torchrun)."),
 ]
 PortOption = Annotated[int | None, typer.Option("--port", help="The workers' rendezvous port (default: a free one).")]
+DeviceOption = Annotated[
+    str | None,
+    typer.Option(
+        "--device",
+        help="auto, cpu, cuda or cuda:N (default: the config's, auto: a GPU if torch sees one). "
+        "Under torchrun each worker takes cuda:LOCAL_RANK.",
+    ),
+]
 PrecisionOption = Annotated[
     str | None,
     typer.Option(help="float, int8 or bf16 weights for the encoder (default: what the model file names, else float)."),
@@ -119,9 +127,21 @@ def train(
     resume: ResumeOption = False,
     nproc: NprocOption = None,
     port: PortOption = None,
+    device: DeviceOption = None,
 ) -> None:
     """Train a tagger (LSTM, LSTM+CRF or HMM) and keep the model that scores best on dev."""
-    _train(train_file, dev_file, out_file, config_file, overrides, max_minutes, resume, nproc=nproc, port=port)
+    _train(
+        train_file,
+        dev_file,
+        out_file,
+        config_file,
+        overrides,
+        max_minutes,
+        resume,
+        nproc=nproc,
+        port=port,
+        device=device,
+    )
 
 
 @app.command()
@@ -142,6 +162,7 @@ def distill(
     ] = 0.5,
     nproc: NprocOption = None,
     port: PortOption = None,
+    device: DeviceOption = None,
 ) -> None:
     """Train a small, fast student tagger on a teacher's tag distributions (and the gold labels)."""
     from lstmtag.predict import Predictor
@@ -161,6 +182,7 @@ def distill(
         weight,
         nproc=nproc,
         port=port,
+        device=device,
     )
 
 
@@ -192,6 +214,7 @@ def _train(
     *,
     nproc: int | None = None,
     port: int | None = None,
+    device: str | None = None,
 ) -> None:
     from lstmtag.config import load_config
     from lstmtag.data import load_labelled
@@ -201,10 +224,13 @@ def _train(
     config = load_config(config_file, overrides)
     if max_minutes is not None:
         config = with_overrides(config, max_minutes=max_minutes)
+    if device is not None:
+        config = with_overrides(config, device=device)
+    where = _device(config.train.device, nproc)
     train_data = load_labelled(train_file, config.data.format, config.data.columns)
     dev_data = load_labelled(dev_file, config.data.format, config.data.columns)
     _launch_if_asked(nproc, port)  # after the checks above: bad input is one error line, before any worker starts
-    with _workers() as (report, workers):
+    with _workers(where) as (report, workers):
         learns = (  # a segmenter learns from the text and tokens, not from label columns
             "sentences and tokens of the text"
             if for_config(config).declared(config).segments
@@ -292,18 +318,27 @@ def _launch_if_asked(nproc: int | None, port: int | None) -> None:
     raise typer.Exit(code)
 
 
+def _device(setting: str, nproc: int | None):
+    """Where this process trains (``devices.resolve``): checked before any worker starts, for one clear error."""
+    from lstmtag import devices, distributed
+
+    launching = nproc is not None and not distributed.launched_by_torchrun()
+    return devices.resolve(setting, local_workers=nproc if launching else None)
+
+
 @contextlib.contextmanager
-def _workers():
+def _workers(device=None):
     """Join torchrun's workers if started by it; yields (console for reports, number of workers).
 
     Only rank 0 reports; a failure of the link between workers becomes one clear error line.
+    ``device``: where this worker trains, which picks the process group's backend.
     """
     import torch.distributed as dist
 
     from lstmtag import distributed
 
     try:
-        context = distributed.setup()
+        context = distributed.setup(device)
     except (RuntimeError, dist.DistError) as error:
         raise ValueError(f"could not join the other workers: {error}".splitlines()[0]) from None
     report = console if context.main else Console(stderr=True, quiet=True)
@@ -529,6 +564,7 @@ def lm_train(
     resume: ResumeOption = False,
     nproc: NprocOption = None,
     port: PortOption = None,
+    device: DeviceOption = None,
 ) -> None:
     """Train an LSTM language model with truncated BPTT; the hidden state carries across batches."""
     from dataclasses import replace
@@ -538,8 +574,9 @@ def lm_train(
     from lstmtag.metrics import headline
 
     config = load_config(config_file, overrides)
-    changes = {k: v for k, v in (("unit", unit), ("max_minutes", max_minutes)) if v is not None}
+    changes = {k: v for k, v in (("unit", unit), ("max_minutes", max_minutes), ("device", device)) if v is not None}
     config = replace(config, lm=replace(config.lm, **changes))
+    where = _device(config.lm.device, nproc)
     text = read_text_file(text_file)
     valid = read_text_file(valid_file) if valid_file is not None else None
     _launch_if_asked(nproc, port)  # after the checks above: bad input is one error line, before any worker starts
@@ -554,7 +591,7 @@ def lm_train(
             f"best {progress.best_score:.4f}, {progress.elapsed / 60:.1f} min"
         )
 
-    with _workers() as (report, workers):
+    with _workers(where) as (report, workers):
         with _training_display(report, lambda loss: f"{loss:.4f} ({per} {measure(loss):.3f})", describe) as show:
             info = {"command": "lstmtag " + " ".join(sys.argv[1:]), "text_file": str(text_file)}
             if workers > 1:

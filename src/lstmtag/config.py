@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +66,7 @@ class TrainConfig:
     threads: int = 0  # 0: leave torch's default
     max_minutes: float = 0.0  # 0: no time budget
     ema: float = 0.0  # exponential moving average of weights for evaluation; 0 turns it off
+    device: str = "auto"  # auto (a GPU if torch sees one), cpu, cuda or cuda:N; under torchrun cuda:LOCAL_RANK
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ class LMConfig:
     # Share of streams whose carried state is zeroed before each window. With 0 a stream starts from
     # zeros once per pass, so the model rarely sees the zero state that generation and inspect start from.
     reset_fraction: float = 0.0
+    device: str = "auto"  # as train.device
 
 
 @dataclass(frozen=True)
@@ -171,11 +174,14 @@ _CHOICES = {
     "lm.unit": ("char", "word"),
 }
 _MAX_INT = 2**31 - 1
+DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")  # the device settings' form; devices.resolve checks it exists
 
 
 def _check_range(name: str, value: Any) -> None:
     if name in _CHOICES and value not in _CHOICES[name]:
         raise ValueError(f"{name} must be one of {list(_CHOICES[name])}, got {value!r}")
+    if name in ("train.device", "lm.device") and DEVICE.fullmatch(value) is None:
+        raise ValueError(f"{name} must be auto, cpu, cuda or cuda:N, got {value!r}")
     if name == "data.columns" and (not value or any(not column.strip() for column in value)):
         raise ValueError(f"{name} needs at least one column name, e.g. upos,xpos (got {list(value)!r})")
     if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -56,7 +56,7 @@ def teacher_targets(teacher: Predictor, sentences: Sequence[Sentence], student: 
 def loss(model: Tagger, batch: Batch, targets: Sequence[Targets], *, weight: float) -> torch.Tensor:
     """Distillation loss of ``model`` on ``batch``; ``targets`` align with the batch's sentences."""
     emissions = model(batch)  # name -> (B, T, C)
-    total = torch.zeros(())
+    total = torch.zeros((), device=batch.mask.device)
     for name, scores in emissions.items():
         gold = model.heads[name].loss(scores, batch.labels[name], batch.mask)
         if not targets or name not in targets[0]:

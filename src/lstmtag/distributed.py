@@ -13,7 +13,9 @@ Several machines (run the same command on each; HOST is one of them, reachable f
 
     torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29400 -m lstmtag train ...
 
-Training runs on CPU, so the process group uses gloo.
+On the CPU the process group uses gloo. On GPUs (``train.device`` auto or cuda: each worker takes
+``cuda:LOCAL_RANK``) it uses NCCL for the gradients DDP averages and keeps gloo for the small
+messages on the CPU (the clock, dev scores, digests), so those collectives are the same code on both.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+
+from lstmtag import devices
 
 TIMEOUT = datetime.timedelta(minutes=10)  # a collective waits this long for a silent peer before failing
 
@@ -59,11 +63,23 @@ def launched_by_torchrun() -> bool:
     return "TORCHELASTIC_RUN_ID" in os.environ or ("WORLD_SIZE" in os.environ and "RANK" in os.environ)
 
 
-def setup() -> Context:
-    """Join the process group torchrun describes in the environment; a lone worker without torchrun."""
+def backend(device: torch.device) -> str:
+    """The process group's backend for workers on ``device``: gloo on the CPU; NCCL for CUDA tensors beside it."""
+    return "cpu:gloo,cuda:nccl" if device.type == "cuda" else "gloo"
+
+
+def setup(device: torch.device | None = None) -> Context:
+    """Join the process group torchrun describes in the environment; a lone worker without torchrun.
+
+    ``device``: where this worker trains (``devices.resolve``); the CPU when not given.
+    """
     if not launched_by_torchrun() or dist.is_initialized():
         return current()
-    dist.init_process_group("gloo", timeout=TIMEOUT)
+    if device is not None and device.type == "cuda":
+        torch.cuda.set_device(device)  # NCCL and the object collectives use the current device
+        dist.init_process_group(backend(device), timeout=TIMEOUT, device_id=device)
+    else:
+        dist.init_process_group("gloo", timeout=TIMEOUT)
     return current()
 
 
@@ -73,9 +89,15 @@ def teardown() -> None:
 
 
 def wrap(objective: nn.Module, context: Context) -> nn.Module:
-    """DDP around the objective when there are several workers: its ``forward`` then syncs gradients."""
+    """DDP around the objective when there are several workers: its ``forward`` then syncs gradients.
+
+    On a GPU, DDP is told the one device the objective's weights are on, as PyTorch asks for.
+    """
     if context.world == 1:
         return objective
+    device = devices.of(objective)
+    if device.type == "cuda":
+        return DistributedDataParallel(objective, device_ids=[device.index], output_device=device.index)
     return DistributedDataParallel(objective)
 
 
@@ -105,7 +127,7 @@ def gather_rows(tensor: torch.Tensor, dim: int, context: Context) -> torch.Tenso
     sizes = [None] * context.world
     dist.all_gather_object(sizes, tensor.shape[dim])
     moved = tensor.movedim(dim, 0).contiguous()
-    padded = torch.zeros((max(sizes), *moved.shape[1:]), dtype=moved.dtype)
+    padded = moved.new_zeros((max(sizes), *moved.shape[1:]))  # on the tensor's device: NCCL gathers GPU tensors
     padded[: moved.shape[0]] = moved
     parts = [torch.empty_like(padded) for _ in range(context.world)]
     dist.all_gather(parts, padded)
@@ -142,7 +164,9 @@ def digest(*parts: object) -> str:
 
 def lost_peer(error: BaseException) -> bool:
     """True for an error of the link between workers (a peer died or timed out), not of the model."""
-    return isinstance(error, dist.DistError) or (isinstance(error, RuntimeError) and "gloo" in str(error))
+    return isinstance(error, dist.DistError) or (
+        isinstance(error, RuntimeError) and any(name in str(error) for name in ("gloo", "NCCL", "nccl"))
+    )
 
 
 def free_port() -> int:

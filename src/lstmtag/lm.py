@@ -6,6 +6,8 @@ scoring and files, is ``language_model.LanguageModel``.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import nn
 
@@ -95,7 +97,8 @@ class LMLoss(nn.Module):
         if state is not None and keep is not None and not bool(keep.all()):
             mask = keep.to(state[0].dtype)[None, :, None]  # (1, B, 1)
             state = (state[0] * mask, state[1] * mask)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+        autocast = torch.autocast(inputs.device.type, dtype=torch.bfloat16) if self.bf16 else contextlib.nullcontext()
+        with autocast:
             logits, state = self.model(inputs, state)
         self.state = (state[0].detach().float(), state[1].detach().float())
         return nn.functional.cross_entropy(logits.float().flatten(0, 1), targets.flatten())

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from lstmtag import checkpoint, distributed, loop
+from lstmtag import checkpoint, devices, distributed, loop
 from lstmtag.config import Config
 from lstmtag.distributed import Context
 from lstmtag.language_model import LanguageModel
@@ -75,8 +75,9 @@ def build_vocab(tokens: list[str], config: Config) -> Vocab:
 
 
 def evaluate(model: LSTMLanguageModel, data: torch.Tensor, seq_len: int) -> float:
-    """Mean cross-entropy (nats) over ``data`` (streams, N), state carried across windows."""
+    """Mean cross-entropy (nats) over ``data`` (streams, N), state carried across windows, on ``model``'s device."""
     model.eval()
+    data = data.to(devices.of(model))
     state = model.init_state(data.shape[0])
     total, count = 0.0, 0
     with torch.no_grad():
@@ -108,6 +109,7 @@ def train_lm(
     settings = config.lm
     if settings.unit not in ("char", "word"):
         raise ValueError(f"lm.unit must be 'char' or 'word', got {settings.unit!r}")
+    device = devices.resolve(settings.device)
     if settings.threads > 0:
         torch.set_num_threads(settings.threads)
     random.seed(settings.seed)
@@ -119,7 +121,7 @@ def train_lm(
     vocab = build_vocab(train_tokens, config)
     train_data = batchify(torch.tensor(vocab.ids(train_tokens)), settings.batch_size)
     valid_data = batchify(torch.tensor(vocab.ids(tokenize(valid_text, settings.unit))), min(settings.batch_size, 16))
-    model = LSTMLanguageModel(settings, len(vocab))
+    model = LSTMLanguageModel(settings, len(vocab)).to(device)  # the text stays on the CPU: a window at a time moves
     task = LMTask(train_data, valid_data, vocab, config, model, out, info=dict(info or {}))
     loop_settings = loop.Settings(
         epochs=settings.epochs,
@@ -190,7 +192,7 @@ class LMTask(loop.Task):
 
     def save_model(self, model, score: float, info: dict) -> None:
         best_info = {**self.info, "step": info["step"], "valid_loss": score, "train_seconds": info["train_seconds"]}
-        checkpoint.save(self.out, LanguageModel(model, self.vocab, self.config, best_info).to_file())
+        checkpoint.save(self.out, LanguageModel(devices.on_cpu(model), self.vocab, self.config, best_info).to_file())
 
     def fingerprint(self) -> dict[str, str]:
         return {
@@ -206,5 +208,5 @@ class LMTask(loop.Task):
         return {"h": distributed.gather_rows(state[0], 1, context), "c": distributed.gather_rows(state[1], 1, context)}
 
     def restore_carried(self, tensors: dict[str, torch.Tensor], context: Context) -> None:
-        rows = distributed.share(tensors["h"].shape[1], context)
-        self.objective.state = (tensors["h"][:, rows].clone(), tensors["c"][:, rows].clone())
+        rows, device = distributed.share(tensors["h"].shape[1], context), devices.of(self.model)
+        self.objective.state = (tensors["h"][:, rows].clone().to(device), tensors["c"][:, rows].clone().to(device))

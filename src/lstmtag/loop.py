@@ -11,6 +11,10 @@ evaluation, so a resumed run repeats the draws of an uninterrupted one without s
 states. Every rank walks the same global batches and takes its share of each (``Task.piece``); its
 loss is weighted by its share of the batch's tokens, so the gradient DDP averages is the gradient of
 the whole batch, whatever the number of workers.
+
+The loop trains on the device the task's model is on (the trainers place it: ``devices.resolve``).
+Tasks build their inputs on the CPU; the loop moves them to a GPU before each step and does nothing
+on the CPU. Resume files hold CPU tensors, loaded into the model wherever it is.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from lstmtag import checkpoint, distributed
+from lstmtag import checkpoint, devices, distributed
 from lstmtag.distributed import Context
 
 FORMAT = "loop-1"  # the layout of ``info`` in a resume file written by this loop
@@ -94,7 +98,10 @@ class Task:
         raise NotImplementedError
 
     def piece(self, batch: Any, context: Context, rng: random.Random) -> tuple[tuple[Any, ...], float]:
-        """This rank's inputs for the objective, and its loss weight (world x its share of the tokens)."""
+        """This rank's inputs for the objective, and its loss weight (world x its share of the tokens).
+
+        Inputs are built on the CPU (tensors, lists, dicts, batches); the loop moves them to the model's device.
+        """
         raise NotImplementedError
 
     def tokens(self, batch: Any) -> int:
@@ -102,7 +109,7 @@ class Task:
         raise NotImplementedError
 
     def evaluate(self, model: nn.Module) -> float:
-        """The dev score of ``model`` (rank 0 only)."""
+        """The dev score of ``model`` (rank 0 only), wherever ``model`` is."""
         raise NotImplementedError
 
     def save_model(self, model: nn.Module, score: float, info: dict[str, Any]) -> None:
@@ -121,7 +128,7 @@ class Task:
         return {}
 
     def restore_carried(self, tensors: dict[str, torch.Tensor], context: Context) -> None:
-        """Take this rank's part of the state ``carried`` saved."""
+        """Take this rank's part of the state ``carried`` saved (CPU tensors) onto the model's device."""
 
 
 def learning_rate(settings: Settings, fraction: float) -> float:
@@ -148,6 +155,7 @@ def fit(
     """Train ``task`` until its epochs, its patience or its time run out; the best model goes to ``out``."""
     context = context or distributed.current()
     model = task.model
+    device = devices.of(model)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=settings.lr, betas=settings.betas, weight_decay=settings.weight_decay
     )
@@ -194,6 +202,8 @@ def fit(
             for group in optimizer.param_groups:
                 group["lr"] = lr
             inputs, weight = task.piece(batches[index], context, rng)
+            if device.type != "cpu":
+                inputs = devices.move(inputs, device)
             loss = objective(*inputs)
             optimizer.zero_grad(set_to_none=True)
             (loss * weight).backward()
@@ -294,7 +304,8 @@ def _evaluate(task, settings, config, evaluated, out, run, started, optimizer, a
     return settings.patience > 0 and run["bad_evaluations"] >= settings.patience
 
 
-MAY_CHANGE = {"epochs", "patience", "threads", "max_minutes", "eval_every"}  # settings a resumed run may change
+# Settings a resumed run may change (a run started on a GPU may go on on the CPU, and the other way).
+MAY_CHANGE = {"epochs", "patience", "threads", "max_minutes", "eval_every", "device"}
 
 
 def _changed_settings(saved: dict[str, Any], config: dict[str, Any]) -> list[str]:

@@ -78,10 +78,10 @@ def _reversed(values: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     Rows are picked from the flattened batch with ``index_select`` (a third of ``gather``'s time here).
     """
     batch, steps = values.shape[:2]
-    positions = torch.arange(steps).unsqueeze(0)  # (1, T)
+    positions = torch.arange(steps, device=values.device).unsqueeze(0)  # (1, T)
     last = lengths.unsqueeze(1) - 1  # (B, 1)
     index = torch.where(positions <= last, last - positions, positions)  # (B, T)
-    index = index + torch.arange(batch).unsqueeze(1) * steps  # rows of the flattened (B * T, F)
+    index = index + torch.arange(batch, device=values.device).unsqueeze(1) * steps  # rows of the flattened (B * T, F)
     return values.reshape(batch * steps, -1).index_select(0, index.reshape(-1)).reshape(values.shape)
 
 

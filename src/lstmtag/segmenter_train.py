@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from lstmtag import checkpoint, distributed, loop, ud_eval
+from lstmtag import checkpoint, devices, distributed, loop, ud_eval
 from lstmtag.config import Config
 from lstmtag.data import DataError, Sentence
 from lstmtag.distributed import Context
@@ -138,6 +138,7 @@ def train_segmenter(
 ) -> TrainResult:
     """Train the character BiLSTM (in ``loop.fit``) and the expansion table; the best on dev goes to ``out``."""
     settings = config.train
+    device = devices.resolve(settings.device)
     if settings.threads > 0:
         torch.set_num_threads(settings.threads)
     torch.manual_seed(settings.seed)
@@ -148,6 +149,7 @@ def train_segmenter(
     covered, total = expansion_coverage(expander, dev)
     info = {**(info or {}), "skipped_paragraphs": skipped, "dev_multiword_expanded": [covered, total]}
     segmenter = TrainedSegmenter(config, char_vocabulary(text for text, _ in data), expander, info)
+    segmenter.net.to(device)
     task = SegmenterTask(segmenter, _pieces(data), dev, out)
     loop_settings = loop.Settings(
         epochs=settings.epochs,
@@ -221,9 +223,12 @@ class SegmenterTask(loop.Task):
         }
 
     def _with(self, net: nn.Module) -> TrainedSegmenter:
-        """The segmenter with ``net`` (the averaged weights, when the loop keeps them) in place of its own."""
+        """The segmenter with ``net`` (the averaged weights, when the loop keeps them) in place of its own.
+
+        On the CPU: segmenting text is CPU code, so a network trained on a GPU is scored and saved from a copy.
+        """
         segmenter = copy.copy(self.segmenter)
-        segmenter.net = net
+        segmenter.net = devices.on_cpu(net)
         return segmenter
 
     def _tensors(self, batch: list) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from lstmtag import checkpoint, distill, distributed, loop
+from lstmtag import checkpoint, devices, distill, distributed, loop
 from lstmtag.batch import Vocabs, bucketed, make_batch
 from lstmtag.config import Config
 from lstmtag.data import Sentence
@@ -89,6 +89,7 @@ def train_tagger(
             raise ValueError("a segmenter learns from gold text only; it has no teacher to distill")
         return train_segmenter(train, dev, config, out, resume=resume, on_progress=on_progress, info=info)
     settings = config.train
+    device = devices.resolve(settings.device)
     if settings.threads > 0:
         torch.set_num_threads(settings.threads)
     random.seed(settings.seed)
@@ -115,6 +116,7 @@ def train_tagger(
     if teacher is not None:
         distill.check_student(model)
         targets = dict(zip(map(id, train), distill.teacher_targets(teacher, train, vocabs), strict=True))
+    model.to(device)  # the teacher's targets stay on the CPU; the loop moves each batch's share
     task = TaggerTask(train, dev, config, vocabs, model, out, info=info, targets=targets, weight=distill_weight)
     if teacher is not None:
         weights = [float(t.double().sum()) for t in teacher.bundle.model.state_dict().values() if t.is_floating_point()]
@@ -180,11 +182,11 @@ class TaggerTask(loop.Task):
 
     def evaluate(self, model: torch.nn.Module) -> float:
         model.eval()
-        return _evaluate(TaggerBundle(model, self.vocabs, self.config), self.dev)
+        return _evaluate(TaggerBundle(devices.on_cpu(model), self.vocabs, self.config), self.dev)  # CPU runtime
 
     def save_model(self, model: torch.nn.Module, score: float, info: dict) -> None:
         best_info = {**self.info, "epoch": info["epoch"], "dev_accuracy": score, "train_seconds": info["train_seconds"]}
-        save_tagger(self.out, TaggerBundle(model, self.vocabs, self.config, best_info))
+        save_tagger(self.out, TaggerBundle(devices.on_cpu(model), self.vocabs, self.config, best_info))
 
     def fingerprint(self) -> dict[str, str]:
         columns = self.config.data.columns
