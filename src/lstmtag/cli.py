@@ -420,7 +420,7 @@ def ensemble(
     if half:
         round_to_half(combined.model)  # so the dev scores below are those of the weights saved
     if dev_file is not None:
-        dev = load_labelled(dev_file, combined.config.data.format, list(combined.vocabs.labels))
+        dev = load_labelled(dev_file, combined.config.data.format, Predictor(combined).columns)
         for label, bundle in [*zip(models, bundles, strict=True), ("ensemble", combined)]:
             score = Predictor(bundle, precision=precision).score(dev)
             shown = "  ".join(f"{name} {value:.2%}" for name, value in score.columns.items())
