@@ -92,9 +92,9 @@ class Predictor:
         names = list(bundle.vocabs.labels)
         self.feature_columns = [name for name in names if is_feature_column(name)]
         self._columns = list(dict.fromkeys(FEATS if is_feature_column(name) else name for name in names))
-        heads = bundle.config.data.feats_heads
-        self.feats_from = heads[0] if self.feature_columns and FEATS in names else PER_FEATURE
-        both = self.feature_columns and FEATS in names
+        both = bool(self.feature_columns) and FEATS in names
+        self.feats_from = bundle.config.data.feats_heads[0] if both else PER_FEATURE if self.feature_columns else WHOLE
+        # With both kinds of head, what the one not filling FEATS chose is scored as an alternative.
         self.alternatives = [f"{FEATS}/{PER_FEATURE if self.feats_from == WHOLE else WHOLE}"] if both else []
 
     @classmethod
