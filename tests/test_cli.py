@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 import lstmtag
 from lstmtag.cli import app
+from lstmtag.metrics import PER_CLASS_ROWS
 from lstmtag.predict import Predictor
 from lstmtag.segment import split_text
 from tests.conftest import DATA, TINY
@@ -342,9 +343,11 @@ def test_evaluate_keeps_long_per_class_tables_short_and_json_complete(tmp_path):
     table = runner.invoke(app, ["evaluate", str(out), DEV])
     assert table.exit_code == 0, table.output
     report = json.loads(runner.invoke(app, ["evaluate", str(out), DEV, "--json"]).stdout)
-    lemmas = len(report["columns"]["lemma"]["per_tag"])
-    assert lemmas > 40 and f"lemma: the 40 most frequent of {lemmas:,} classes; --json lists all" in table.output
-    assert table.output.count("most frequent of") == sum(len(c["per_tag"]) > 40 for c in report["columns"].values())
+    lemmas, limit = len(report["columns"]["lemma"]["per_tag"]), PER_CLASS_ROWS
+    assert (
+        lemmas > limit and f"lemma: the {limit} most frequent of {lemmas:,} classes; --json lists all" in table.output
+    )
+    assert table.output.count("most frequent of") == sum(len(c["per_tag"]) > limit for c in report["columns"].values())
     summary = table.output[table.output.index("accuracy per column") :]
     for name, column in report["columns"].items():  # every column's all / known / unknown, in one table
         assert f"{column['unknown_accuracy']:.2%}" in summary and name in summary

@@ -67,7 +67,7 @@ class ColumnScores:
         return result
 
 
-PER_CLASS_ROWS = 40  # a per-class table longer than this (lemmas: thousands) shows the most frequent classes
+PER_CLASS_ROWS = 60  # a longer per-class table (lemmas: thousands) shows the most frequent classes; EWT XPOS has 50
 
 
 def shown_classes(per_tag: dict[str, dict], *, limit: int = PER_CLASS_ROWS) -> dict[str, dict]:
