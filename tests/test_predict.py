@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lstmtag.data import Sentence, load_labelled
-from lstmtag.feats import PER_FEATURE, WHOLE
+from lstmtag.feats import PER_FEATURE, WHOLE, assemble
 from lstmtag.predict import Predictor, _chunks
 from tests.conftest import DATA, train_feats_tagger
 
@@ -43,6 +43,14 @@ def test_the_two_feats_heads_are_scored_apart(both_feats_tagger):
     unseen = load_labelled(DATA / "ewt_dev_sample.conllu", "conllu", ["upos", "xpos", "feats"])
     tagged = predictor.predict(unseen)
     report = predictor.evaluate(unseen)["columns"]
+    decoded = predictor.runtime.decode(predictor.runtime.batch(unseen[:1], predictor.bundle.vocabs))
+    labels = predictor.bundle.vocabs.labels
+    heads = {name: [labels[name].itos[i] for i in ids[0].tolist()] for name, (ids, _) in decoded.items()}
+    assert tagged[0].tags["feats"] == heads["feats"]  # the whole-string head fills FEATS
+    assert (
+        tagged[0].alternatives["feats/per_feature"]
+        == assemble(heads, {n: p[0].tolist() for n, (_, p) in decoded.items()})[0]
+    )
     for name, chosen in (("feats", "tags"), ("feats/per_feature", "alternatives")):
         predicted = [t for one in tagged for t in getattr(one, chosen)[name]]
         gold = [t for s in unseen for t in s.labels["feats"]]
