@@ -115,3 +115,40 @@ def multiword_segment(text: str):
         [Token(t.text, t.start, t.end, t.space_after, ("do", "n't") if t.text == "dont" else ()) for t in sentence]
         for sentence in rule_segment(text)
     ]
+
+
+@pytest.fixture(scope="session")
+def feats_sample():
+    """The sample with its FEATS column."""
+    return load_labelled(DATA / "ewt_sample.conllu", "conllu", ["upos", "xpos", "feats"])
+
+
+def train_feats_tagger(data, out: Path, heads: str, *overrides: str) -> Path:
+    """A tagger of UPOS, XPOS and FEATS with the FEATS heads ``heads`` (``data.feats_heads``), overfitted to ``data``."""
+    from lstmtag.train import train_tagger
+
+    config = tiny_config(
+        "data.columns=upos,xpos,feats",
+        f"data.feats_heads={heads}",
+        "train.epochs=60",
+        "train.patience=60",
+        "train.seed=3",
+        *overrides,
+    )
+    train_tagger(data, data, config, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def both_feats_tagger(feats_sample, tmp_path_factory):
+    """A tagger overfitted to 8 sentences with both FEATS heads on one encoder (the whole string fills FEATS)."""
+    return train_feats_tagger(
+        feats_sample[:8], tmp_path_factory.mktemp("feats") / "both.safetensors", "whole,per_feature"
+    )
+
+
+@pytest.fixture(scope="session")
+def per_feature_tagger(feats_sample, tmp_path_factory):
+    """A tagger overfitted to 8 sentences whose FEATS come from per-feature heads alone."""
+    folder = tmp_path_factory.mktemp("feats")
+    return train_feats_tagger(feats_sample[:8], folder / "per_feature.safetensors", "per_feature")

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 import lstmtag
 from lstmtag.cli import app
+from lstmtag.metrics import PER_CLASS_ROWS
 from lstmtag.predict import Predictor
 from lstmtag.segment import split_text
 from tests.conftest import DATA, TINY
@@ -377,3 +378,23 @@ def test_train_a_segmenter_with_the_same_command(tmp_path):
     result = runner.invoke(app, again)
     assert result.exit_code == 0, result.output
     assert "at epoch 2" in result.output or "at epoch 1" in result.output
+
+
+def test_evaluate_keeps_long_per_class_tables_short_and_json_complete(tmp_path):
+    out = tmp_path / "lemma.safetensors"
+    columns = "data.columns=upos,xpos,feats,lemma"
+    trained = runner.invoke(
+        app, ["train", "--train", SAMPLE, "--dev", DEV, "--out", str(out), *_sets(columns, "train.epochs=1")]
+    )
+    assert trained.exit_code == 0, trained.output
+    table = runner.invoke(app, ["evaluate", str(out), DEV])
+    assert table.exit_code == 0, table.output
+    report = json.loads(runner.invoke(app, ["evaluate", str(out), DEV, "--json"]).stdout)
+    lemmas, limit = len(report["columns"]["lemma"]["per_tag"]), PER_CLASS_ROWS
+    assert (
+        lemmas > limit and f"lemma: the {limit} most frequent of {lemmas:,} classes; --json lists all" in table.output
+    )
+    assert table.output.count("most frequent of") == sum(len(c["per_tag"]) > limit for c in report["columns"].values())
+    summary = table.output[table.output.index("accuracy per column") :]
+    for name, column in report["columns"].items():  # every column's all / known / unknown, in one table
+        assert f"{column['unknown_accuracy']:.2%}" in summary and name in summary

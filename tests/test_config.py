@@ -36,3 +36,14 @@ def test_saved_config_gives_settings_a_file_predates_their_old_behaviour():
     assert Config().model.hmm_joint is True  # new runs
     assert saved_config({"model": {"kind": "hmm"}}).model.hmm_joint is False  # a file saved before the setting
     assert saved_config({"model": {"kind": "hmm", "hmm_joint": True}}).model.hmm_joint is True
+
+
+@pytest.mark.parametrize("heads", ["", "string", "whole,whole", "per_feature,morph"])
+def test_feats_heads_must_name_known_heads_once(heads):
+    with pytest.raises(ValueError, match="data.feats_heads must name"):
+        load_config(None, [f"data.feats_heads={heads}"])
+
+
+def test_feats_heads_keep_their_order():
+    assert Config().data.feats_heads == ("whole",)  # what files saved before the setting were trained with
+    assert load_config(None, ["data.feats_heads=per_feature,whole"]).data.feats_heads == ("per_feature", "whole")

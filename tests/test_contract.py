@@ -3,7 +3,8 @@
 For every kind, inference precision and backend: it overfits a tiny set to exact outputs; save ->
 load gives identical outputs (tags and probabilities); batched outputs equal one-by-one outputs
 (tags exactly, probabilities to float rounding), in batches of mixed lengths. A kind added to the
-registry without a case here fails ``test_every_registered_kind_has_a_case``.
+registry without a case here fails ``test_every_registered_kind_has_a_case``. FEATS from per-feature
+heads (``per-feature``) keep it too, assembled into the one FEATS column users see.
 """
 
 from __future__ import annotations
@@ -19,14 +20,15 @@ import torch
 import lstmtag
 from lstmtag import checkpoint, models
 from lstmtag.config import load_config
-from lstmtag.data import Sentence
+from lstmtag.data import Sentence, load_labelled
 from lstmtag.language_model import LanguageModel
 from lstmtag.runtime import PRECISIONS
 from lstmtag.segmenter import LABELS
-from tests.conftest import tiny_config, train_tiny_segmenter
+from tests.conftest import DATA, tiny_config, train_tiny_segmenter
 
 Output = tuple[list[str], list[float]]  # one item's predicted labels (tags or next tokens) and their probabilities
 COLUMNS = ("upos", "xpos")
+FEATS_COLUMNS = ("upos", "xpos", "feats")
 ALPHABET = "abcdefghijklmnopqrstuvwxyz "  # every character names the next one: an LM can learn it exactly
 
 
@@ -64,6 +66,7 @@ class Case:
     # and it can flip a low-confidence tag, so int8 is held to it on the tiny set only, not on new text.
     batched_probs: float = 1e-5
     unseen: bool = True  # also batch unseen sentences (dev) with the tiny set
+    columns: tuple[str, ...] = COLUMNS  # a tagger's outputs compared with the gold ones
 
 
 def _resave(predictor: Any, target: Path) -> Path:
@@ -103,6 +106,18 @@ def _export_again(int8: bool) -> Callable[[Any, Path, Path], Path]:
     return resave
 
 
+def _with_feats(folder: Path, data: Sequence[Sentence]) -> Path:
+    """FEATS from per-feature heads: the tiny set again with its FEATS column, then the ordinary training."""
+    data = _feats_set(len(data))
+    return train_tiny(
+        "per-feature", folder, data, f"data.columns={','.join(FEATS_COLUMNS)}", "data.feats_heads=per_feature"
+    )
+
+
+def _feats_set(size: int) -> list[Sentence]:
+    return load_labelled(DATA / "ewt_sample.conllu", "conllu", FEATS_COLUMNS)[:size]
+
+
 def _paragraphs(sentences: Sequence[Sentence]) -> list[Sentence]:
     """Each sentence a paragraph of its own, as the contract hands a segmenter one sentence's text at a time."""
     return [replace(s, lines=["# newpar", *s.lines], word_lines=[i + 1 for i in s.word_lines]) for s in sentences]
@@ -130,6 +145,7 @@ CASES: dict[str, Case] = {
     ),
     "hmm": Case(lambda folder, data: train_tiny("hmm", folder, data, "model.kind=hmm")),
     "ensemble": Case(_ensemble),
+    "per-feature": Case(_with_feats, columns=FEATS_COLUMNS),
     "int8": Case(
         lambda folder, data: train_tiny("softmax", folder, data),
         open=lambda path: lstmtag.load(path, precision="int8"),
@@ -150,14 +166,14 @@ CASES: dict[str, Case] = {
 PRECISION_CASES = {"float": "softmax", "int8": "int8", "bf16": "bf16"}
 
 
-def outputs(loaded: Any, items: Sequence[Any]) -> list[Output]:
+def outputs(loaded: Any, items: Sequence[Any], columns: Sequence[str] = COLUMNS) -> list[Output]:
     """Every item's outputs from one batched call: a tagger's tags per column, an LM's next tokens."""
     if loaded.capabilities.generates:
         return _lm_outputs(loaded, items)
     if loaded.capabilities.segments:
         return _segmenter_outputs(loaded, items)
     return [
-        ([t for name in COLUMNS for t in tagged.tags[name]], [p for name in COLUMNS for p in tagged.probs[name]])
+        ([t for name in columns for t in tagged.tags[name]], [p for name in columns for p in tagged.probs[name]])
         for tagged in loaded.predict(items)
     ]
 
@@ -190,7 +206,7 @@ def _labelled(sentences: Sequence[Sentence]) -> list[tuple[str, list[int]]]:
     return [labelled([sentence])[0][0] for sentence in sentences]
 
 
-def gold(items: Sequence[Any], *, segments: bool = False) -> list[list[str]]:
+def gold(items: Sequence[Any], *, segments: bool = False, columns: Sequence[str] = COLUMNS) -> list[list[str]]:
     """What an overfitted model must output: the gold tags, each character's successor or label."""
     if segments:
         return [
@@ -199,7 +215,7 @@ def gold(items: Sequence[Any], *, segments: bool = False) -> list[list[str]]:
         ]
     if isinstance(items[0], str):
         return [[ALPHABET[(ALPHABET.index(ch) + 1) % len(ALPHABET)] for ch in text] for text in items]
-    return [[t for name in COLUMNS for t in s.labels[name]] for s in items]
+    return [[t for name in columns for t in s.labels[name]] for s in items]
 
 
 @pytest.fixture(scope="module")
@@ -216,6 +232,8 @@ def subject(request, tiny_set, tmp_path_factory):
     folder = tmp_path_factory.mktemp(request.param)
     path = case.make(folder, tiny_set)
     items = ["bcdefg", "xyz abc", "mnopqrstuv", "a"] if request.param == "lm" else tiny_set
+    if case.columns != COLUMNS:
+        items = _feats_set(len(tiny_set))
     return case, path, items
 
 
@@ -230,15 +248,19 @@ def test_every_registered_kind_has_a_case():
 def test_overfits_a_tiny_set_to_exact_outputs(subject):
     case, path, items = subject
     loaded = case.open(path)
-    predicted = outputs(loaded, items)
-    assert [labels for labels, _ in predicted] == gold(items, segments=loaded.capabilities.segments)
+    predicted = outputs(loaded, items, case.columns)
+    assert [labels for labels, _ in predicted] == gold(
+        items, segments=loaded.capabilities.segments, columns=case.columns
+    )
 
 
 def test_save_load_gives_identical_outputs(subject, tmp_path):
     case, path, items = subject
     first = case.open(path)
     second = case.open(case.resave(first, path, tmp_path / "again.safetensors"))
-    assert outputs(first, items) == outputs(second, items)  # tags and probabilities, exactly
+    assert outputs(first, items, case.columns) == outputs(
+        second, items, case.columns
+    )  # tags and probabilities, exactly
 
 
 def test_batched_equals_one_by_one_in_mixed_lengths(subject, dev_sample):
@@ -246,8 +268,8 @@ def test_batched_equals_one_by_one_in_mixed_lengths(subject, dev_sample):
     loaded = case.open(path)
     more = list(items) + (["hello world", "zz"] if isinstance(items[0], str) else list(dev_sample[:6]))
     more = more if case.unseen else list(items)
-    together = outputs(loaded, more)
+    together = outputs(loaded, more, case.columns)
     for item, batched in zip(more, together, strict=True):
-        (alone,) = outputs(loaded, [item])
+        (alone,) = outputs(loaded, [item], case.columns)
         assert alone[0] == batched[0]
         assert alone[1] == pytest.approx(batched[1], abs=case.batched_probs)

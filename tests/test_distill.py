@@ -84,3 +84,17 @@ def test_student_learns_from_the_teacher_and_the_gold_lemmas(teacher, with_lemma
 def test_crf_student_is_refused(teacher, sample, tmp_path):
     with pytest.raises(ValueError, match="softmax"):
         train_tagger(sample[:4], sample[:4], tiny_config("model.head=crf"), tmp_path / "s.safetensors", teacher=teacher)
+
+
+def test_per_feature_heads_are_learned_from_a_teacher_that_has_them(teacher, per_feature_tagger, feats_sample):
+    from lstmtag.train import prepare
+
+    config = tiny_config("data.columns=upos,xpos,feats", "data.feats_heads=per_feature")
+    data = prepare(feats_sample[:8], config)
+    vocabs = build_vocabs(data, config)
+    features = {name for name in vocabs.labels if name.startswith("feats:")}
+    assert features and "feats" not in vocabs.labels
+    with_heads = teacher_targets(Predictor.load(per_feature_tagger), data, vocabs)
+    assert set(with_heads[0]) == {"upos", "xpos", *features}  # every head the teacher has, by its own name
+    without = teacher_targets(teacher, data, vocabs)
+    assert set(without[0]) == {"upos", "xpos"}  # the rest are learned from gold

@@ -106,3 +106,38 @@ def test_cli_combines_and_scores_on_dev(members, tmp_path):
     assert 0.0 < bundle.info["dev_accuracy"] <= 1.0
     evaluated = CliRunner().invoke(app, ["evaluate", str(out), dev, "--json"])
     assert evaluated.exit_code == 0, evaluated.output
+
+
+def test_members_with_per_feature_heads_vote_per_feature(per_feature_tagger, feats_sample, tmp_path):
+    from lstmtag.feats import assemble
+    from tests.conftest import train_feats_tagger
+
+    other = train_feats_tagger(feats_sample[:8], tmp_path / "seed4.safetensors", "per_feature", "train.seed=4")
+    paths = [per_feature_tagger, other]
+    combined = ensemble([load_tagger(p) for p in paths], [str(p) for p in paths])
+    save_tagger(tmp_path / "e.safetensors", combined)
+    predictor = Predictor.load(tmp_path / "e.safetensors")
+    assert predictor.columns == ["upos", "xpos", "feats"]
+    data = feats_sample[:8]
+    tagged = predictor.predict(data)
+    assert [t.tags["feats"] for t in tagged] == [s.labels["feats"] for s in data]  # both members overfitted
+    decoded = combined.model.decode(make_batch(data[:1], combined.vocabs))
+    labels = combined.vocabs.labels
+    heads = {name: [labels[name].itos[i] for i in ids[0].tolist()] for name, (ids, _) in decoded.items()}
+    probs = {name: p[0].tolist() for name, (_, p) in decoded.items()}
+    strings, joint = assemble(heads, probs)
+    assert tagged[0].tags["feats"] == strings
+    assert tagged[0].probs["feats"] == pytest.approx(joint, abs=1e-5)
+    result = CliRunner().invoke(
+        app,
+        [
+            "ensemble",
+            *map(str, paths),
+            "--out",
+            str(tmp_path / "c.safetensors"),
+            "--dev",
+            str(DATA / "ewt_sample.conllu"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "feats" in result.output

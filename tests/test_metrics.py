@@ -1,4 +1,4 @@
-from lstmtag.metrics import ColumnScores, SpanScores, bio_spans, is_bio, perplexity
+from lstmtag.metrics import ColumnScores, SpanScores, bio_spans, is_bio, perplexity, shown_classes
 
 
 def test_accuracy_known_unknown_and_per_tag():
@@ -24,3 +24,13 @@ def test_bio_spans_follow_conlleval():
 
 def test_perplexity():
     assert abs(perplexity(0.0, 10)["perplexity"] - 1.0) < 1e-9
+
+
+def test_shown_classes_keep_a_short_table_and_cut_a_long_one_to_the_most_frequent():
+    short = {tag: {"support": n} for tag, n in (("B", 1), ("A", 5))}
+    assert shown_classes(short, limit=2) == short
+    long = {f"t{n:03d}": {"support": n % 7} for n in range(100)}
+    shown = shown_classes(long, limit=10)
+    assert len(shown) == 10
+    assert min(row["support"] for row in shown.values()) == 6  # the 14 classes of support 6, by name
+    assert list(shown) == sorted(tag for tag, row in long.items() if row["support"] == 6)[:10]

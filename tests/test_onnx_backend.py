@@ -153,3 +153,28 @@ def test_length_groups_pad_least_as_brute_force_finds():
         )
         assert cost == best
     assert length_groups([], [], 3) == [[], [], []]
+
+
+def test_per_feature_heads_export_and_tag_as_with_torch(feats_sample, dev_sample, tmp_path):
+    from dataclasses import replace
+
+    from lstmtag.train import prepare
+
+    config = tiny_config("data.columns=upos,xpos,feats", "data.feats_heads=whole,per_feature")
+    bracketed = [  # UD layered features (Number[psor]) make column names ONNX must carry as they are
+        replace(s, labels={**s.labels, "feats": [f.replace("Number=", "Number[psor]=") for f in s.labels["feats"]]})
+        for s in feats_sample[:20]
+    ]
+    data = prepare([*bracketed, *feats_sample[20:]], config)
+    vocabs = build_vocabs(data, config)
+    assert "feats:Number[psor]" in vocabs.labels
+    torch.manual_seed(0)
+    bundle = TaggerBundle(build_tagger(config, vocabs).eval(), vocabs, config)
+    export(bundle, tmp_path / "m.onnx")
+    onnx_predictor, torch_predictor = Predictor(TaggerBundle(*load_onnx(tmp_path / "m.onnx"))), Predictor(bundle)
+    sentences = [*dev_sample, *feats_sample[:20]]
+    expected = torch_predictor.predict(sentences)
+    assert [(t.tags, t.alternatives) for t in onnx_predictor.predict(sentences)] == [
+        (t.tags, t.alternatives) for t in expected
+    ]
+    assert any(f != "_" for t in expected for f in t.alternatives["feats/per_feature"])

@@ -80,3 +80,28 @@ def test_resuming_with_other_settings_is_a_clear_error(sample, tmp_path):
         sample[:8], sample[:4], tiny_config("train.epochs=2", "train.max_minutes=5"), out, resume=True
     )
     assert result.epochs_run == 2  # more epochs and a time budget may change
+
+
+def test_a_resume_state_saved_before_a_new_setting_resumes(sample, tmp_path):
+    from lstmtag import checkpoint
+
+    out = tmp_path / "m.safetensors"
+    train_tagger(sample[:8], sample[:4], tiny_config("train.epochs=1"), out)
+    state = checkpoint.read(resume_path(out))
+    del state.config["data"]["feats_heads"]  # as written before data.feats_heads existed
+    checkpoint.save(resume_path(out), state)
+    assert train_tagger(sample[:8], sample[:4], tiny_config("train.epochs=2"), out, resume=True).epochs_run == 2
+
+
+def test_per_feature_feats_heads_need_an_lstm_and_features(feats_sample, tmp_path):
+    from dataclasses import replace
+
+    from lstmtag.train import prepare
+
+    hmm = tiny_config("model.kind=hmm", "data.columns=upos,feats", "data.feats_heads=per_feature")
+    with pytest.raises(ValueError, match="per-feature FEATS heads need an LSTM tagger"):
+        prepare(feats_sample[:4], hmm)
+    bare = [replace(s, labels={**s.labels, "feats": ["_"] * len(s.words)}) for s in feats_sample[:4]]
+    config = tiny_config("data.columns=upos,feats", "data.feats_heads=per_feature", "train.epochs=1")
+    with pytest.raises(ValueError, match="no FEATS to learn them from"):
+        train_tagger(bare, bare, config, tmp_path / "m.safetensors")

@@ -366,6 +366,7 @@ def evaluate(
 ) -> None:
     """Accuracy (all, known and unknown words), per-tag scores, confusions and speed; or --raw: CoNLL 2018 F1."""
     from lstmtag.data import load_labelled
+    from lstmtag.metrics import shown_classes
     from lstmtag.predict import Predictor
 
     predictor = Predictor.load(model, precision=precision, segmenter=segmenter)
@@ -379,13 +380,16 @@ def evaluate(
         out.print(json.dumps(report))
         return
     for name, column in report["columns"].items():
+        filled = f" ({FEATS_FROM[report['feats_from']]})" if name == "feats" and "feats_from" in report else ""
+        per_tag = shown_classes(column["per_tag"])
+        more = len(column["per_tag"]) - len(per_tag)
         table = Table(
-            title=f"{name}: accuracy {column['accuracy']:.2%}  known {column['known_accuracy']:.2%}  "
+            title=f"{name}{filled}: accuracy {column['accuracy']:.2%}  known {column['known_accuracy']:.2%}  "
             f"unknown {column['unknown_accuracy']:.2%} ({column['unknown_tokens']} unknown tokens)"
         )
         for heading in ("tag", "precision", "recall", "F1", "support"):
             table.add_column(heading, justify="left" if heading == "tag" else "right")
-        for tag, scores in column["per_tag"].items():
+        for tag, scores in per_tag.items():
             table.add_row(
                 tag,
                 f"{scores['precision']:.3f}",
@@ -394,15 +398,29 @@ def evaluate(
                 str(scores["support"]),
             )
         out.print(table)
+        if more:
+            out.print(
+                f"{name}: the {len(per_tag)} most frequent of {len(column['per_tag']):,} classes; --json lists all"
+            )
         confusions = ", ".join(f"{c['gold']}->{c['predicted']} {c['count']}" for c in column["confusions"])
         out.print(f"top confusions (gold->predicted): {confusions}")
         if "spans" in column:
             spans = column["spans"]
             out.print(f"spans: precision {spans['precision']:.2%} recall {spans['recall']:.2%} F1 {spans['f1']:.2%}")
+    summary = Table(title="accuracy per column")
+    for heading in ("column", "all", "known", "unknown", "classes"):
+        summary.add_column(heading, justify="left" if heading == "column" else "right")
+    for name, column in report["columns"].items():
+        accuracies = (column[key] for key in ("accuracy", "known_accuracy", "unknown_accuracy"))
+        summary.add_row(name, *(f"{value:.2%}" for value in accuracies), f"{len(column['per_tag']):,}")
+    out.print(summary)
     out.print(
         f"{report['sentences']} sentences, {report['tokens']} tokens, {report['seconds']:.2f} s, "
         f"{report['tokens_per_second']:,.0f} tokens/s"
     )
+
+
+FEATS_FROM = {"whole": "whole-string head", "per_feature": "assembled from the per-feature heads"}
 
 
 def _evaluate_raw(predictor, data_file: Path, as_json: bool) -> None:

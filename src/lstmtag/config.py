@@ -26,6 +26,10 @@ class DataConfig:
     # word ("2" is the second column after the word: CHUNK in "word POS CHUNK").
     format: str = "conllu"
     min_word_count: int = 1
+    # How a "feats" column is learned (feats.py): "whole" (one softmax over whole FEATS strings),
+    # "per_feature" (one softmax per feature name, with "_" for absent), or both on one encoder to
+    # compare them ("lstmtag evaluate" scores each); the first named fills the FEATS users see.
+    feats_heads: tuple[str, ...] = ("whole",)
 
 
 @dataclass(frozen=True)
@@ -175,6 +179,7 @@ _CHOICES = {
 }
 _MAX_INT = 2**31 - 1
 DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")  # the device settings' form; devices.resolve checks it exists
+FEATS_HEADS = ("whole", "per_feature")  # the choices of data.feats_heads
 
 
 def _check_range(name: str, value: Any) -> None:
@@ -184,6 +189,12 @@ def _check_range(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be auto, cpu, cuda or cuda:N, got {value!r}")
     if name == "data.columns" and (not value or any(not column.strip() for column in value)):
         raise ValueError(f"{name} needs at least one column name, e.g. upos,xpos (got {list(value)!r})")
+    if name == "data.feats_heads" and (
+        not value or any(head not in FEATS_HEADS for head in value) or len(set(value)) != len(value)
+    ):
+        raise ValueError(
+            f"{name} must name {' or '.join(map(repr, FEATS_HEADS))} or both (the first fills FEATS), got {list(value)!r}"
+        )
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return
     if not math.isfinite(value):

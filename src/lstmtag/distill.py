@@ -29,10 +29,11 @@ def teacher_targets(teacher: Predictor, sentences: Sequence[Sentence], student: 
     Only columns both predict are kept. A student tag the teacher does not know gets probability 0.
     Computed once before training (EWT train: about a minute), stored as float16.
     """
-    shared = [name for name in teacher.columns if name in student.labels]
+    shared = [name for name in teacher.bundle.vocabs.labels if name in student.labels]  # heads, feats:Number too
     if not shared:
         raise ValueError(
-            f"the teacher predicts {teacher.columns} and the student {list(student.labels)}: no column in common"
+            f"the teacher predicts {list(teacher.bundle.vocabs.labels)} and the student {list(student.labels)}: "
+            "no column in common"
         )
     maps = {}
     for name in shared:

@@ -32,6 +32,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from lstmtag import checkpoint, devices, distributed
+from lstmtag.config import saved_config
 from lstmtag.distributed import Context
 
 FORMAT = "loop-1"  # the layout of ``info`` in a resume file written by this loop
@@ -323,7 +324,7 @@ def _restore(path: Path, task: Task, model, optimizer, averaged, run: dict, cont
     saved = checkpoint.read(path)
     if saved.info.get("format") != FORMAT:
         raise ValueError(f"{path}: a training state from an older lstmtag; start again without --resume")
-    changed = _changed_settings(saved.config, config)
+    changed = _changed_settings(saved_config(saved.config).to_dict(), config)  # a setting it predates: its default
     if changed:
         raise ValueError(
             f"{path}: the run was started with other settings ({', '.join(changed)}); resume with the same "

@@ -67,6 +67,20 @@ class ColumnScores:
         return result
 
 
+PER_CLASS_ROWS = 60  # a longer per-class table (lemmas: thousands) shows the most frequent classes; EWT XPOS has 50
+
+
+def shown_classes(per_tag: dict[str, dict], *, limit: int = PER_CLASS_ROWS) -> dict[str, dict]:
+    """The rows of a readable per-class table: every class in name order, or the ``limit`` most frequent.
+
+    Why: a lemma column has a class per lemma (thousands on EWT), FEATS hundreds; a table of them all
+    buries the accuracy lines. Most frequent means the largest gold support, ties by name.
+    """
+    if len(per_tag) <= limit:
+        return per_tag
+    return dict(sorted(per_tag.items(), key=lambda item: (-item[1]["support"], item[0]))[:limit])
+
+
 def bio_spans(tags: Sequence[str]) -> set[tuple[int, int, str]]:
     """(start, end exclusive, type) of each chunk, read as the CoNLL evaluation reads BIO.
 

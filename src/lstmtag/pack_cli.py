@@ -87,7 +87,7 @@ def finish(
     if half:
         round_to_half(bundle.model)  # so the dev scores below are those of the weights saved
     if dev_file is not None:
-        dev = load_labelled(dev_file, bundle.config.data.format, list(bundle.vocabs.labels))
+        dev = load_labelled(dev_file, bundle.config.data.format, Predictor(bundle).columns)
         for name_, each in [*inputs, (label, bundle)]:
             score = Predictor(each, precision=precision).score(dev)
             shown = "  ".join(f"{name} {value:.2%}" for name, value in score.columns.items())

@@ -5,14 +5,15 @@ float, padding changes a result only by the float rounding of the batch size: se
 returned in input order. int8 and bf16
 round differently with the batch (int8 scales activations per batch), so their tags can differ in
 rare tokens between a sentence alone and in a batch. Decoding returns ids; ids become tag strings
-(and lemma edit scripts become lemmas) here and nowhere else.
+(lemma edit scripts become lemmas, per-feature FEATS heads become one FEATS string) here and nowhere
+else.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -20,6 +21,8 @@ import torch
 from lstmtag import memory
 from lstmtag.contract import Capabilities, refuse
 from lstmtag.data import Sentence
+from lstmtag.feats import COLUMN as FEATS
+from lstmtag.feats import PER_FEATURE, WHOLE, assemble, is_feature_column
 from lstmtag.inspector import Stepper, Trace, single, trace_lstm
 from lstmtag.lemma import COLUMN as LEMMA
 from lstmtag.lemma import apply as apply_script
@@ -39,10 +42,15 @@ MAX_BATCH_TOKENS = 8192
 
 @dataclass
 class Tagged:
-    """Predicted tags and the probability of each, per column, for one sentence."""
+    """Predicted tags and the probability of each, per column, for one sentence.
+
+    ``alternatives``: what a model's other FEATS heads chose (``feats/per_feature`` when the
+    whole-string head fills ``feats``, or ``feats/whole``), for ``evaluate`` to compare them.
+    """
 
     tags: dict[str, list[str]]
     probs: dict[str, list[float]]
+    alternatives: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -80,6 +88,14 @@ class Predictor:
         lemmas = bundle.vocabs.labels.get(LEMMA)
         # Lemma heads predict edit scripts; a file that stores lemma strings (trained before) keeps them.
         self.lemma_scripts = lemmas is not None and all(is_script(label) for label in lemmas.itos)
+        # Per-feature FEATS heads (feats.py) are columns of the model, but users see one FEATS column.
+        names = list(bundle.vocabs.labels)
+        self.feature_columns = [name for name in names if is_feature_column(name)]
+        self._columns = list(dict.fromkeys(FEATS if is_feature_column(name) else name for name in names))
+        both = bool(self.feature_columns) and FEATS in names
+        self.feats_from = bundle.config.data.feats_heads[0] if both else PER_FEATURE if self.feature_columns else WHOLE
+        # With both kinds of head, what the one not filling FEATS chose is scored as an alternative.
+        self.alternatives = [f"{FEATS}/{PER_FEATURE if self.feats_from == WHOLE else WHOLE}"] if both else []
 
     @classmethod
     def load(cls, name: str | Path, *, segmenter: str | Path | Segmenter | None = None, **options: object) -> Predictor:
@@ -94,7 +110,8 @@ class Predictor:
 
     @property
     def columns(self) -> list[str]:
-        return list(self.bundle.vocabs.labels)
+        """The columns users see (a model's per-feature FEATS heads make one ``feats``)."""
+        return list(self._columns)
 
     def predict(self, sentences: Sequence[Sentence]) -> list[Tagged]:
         """Decode ``sentences`` in padded batches sorted by length; results come back in input order."""
@@ -110,12 +127,29 @@ class Predictor:
                     words = sentences[index].words
                     n = len(words)
                     tags = {name: list(map(names[name], ids[row][:n])) for name, (ids, _) in decoded.items()}
-                    if self.lemma_scripts:
-                        tags[LEMMA] = list(map(apply_script, tags[LEMMA], words))
-                    results[index] = Tagged(
-                        tags=tags, probs={name: probs[row][:n] for name, (_, probs) in decoded.items()}
-                    )
+                    probs = {name: chances[row][:n] for name, (_, chances) in decoded.items()}
+                    results[index] = self.finish(words, tags, probs)
         return results  # type: ignore[return-value]
+
+    def finish(self, words: Sequence[str], tags: dict[str, list[str]], probs: dict[str, list[float]]) -> Tagged:
+        """One sentence's decoded columns as users see them: lemmas from edit scripts, FEATS assembled."""
+        if self.lemma_scripts:
+            tags[LEMMA] = list(map(apply_script, tags[LEMMA], words))
+        alternatives = {}
+        if self.feature_columns:
+            assembled = assemble(tags, probs)
+            for name in self.feature_columns:
+                del tags[name], probs[name]
+            if self.alternatives:  # both kinds of head: the first in data.feats_heads fills FEATS
+                whole = (tags[FEATS], probs[FEATS])
+                chosen, other = (whole, assembled) if self.feats_from == WHOLE else (assembled, whole)
+                alternatives[self.alternatives[0]] = other[0]
+            else:
+                chosen = assembled
+            tags[FEATS], probs[FEATS] = chosen
+        return Tagged(
+            {name: tags[name] for name in self._columns}, {name: probs[name] for name in self._columns}, alternatives
+        )
 
     def distributions(self, sentences: Sequence[Sentence]) -> list[dict[str, torch.Tensor]]:
         """Every column's full tag distribution, name -> (T, num_tags) per sentence (for distillation)."""
@@ -206,28 +240,33 @@ class Predictor:
         predictions = self.predict(sentences)
         seconds = time.perf_counter() - started
         scores: dict[str, ColumnScores] = {}
-        for name in self.columns:
-            present = [s for s in sentences if name in s.labels]
-            if not present:
+        for name in [*self.columns, *self.alternatives]:
+            gold = name.split("/")[0]  # feats/per_feature is scored against the gold FEATS
+            if not sentences or any(gold not in s.labels for s in sentences):
                 continue
-            spans = SpanScores() if is_bio(self.bundle.vocabs.labels[name].itos) else None
-            scores[name] = ColumnScores(spans=spans)
+            labels = self.bundle.vocabs.labels.get(name)
+            scores[name] = ColumnScores(spans=SpanScores() if labels and is_bio(labels.itos) else None)
         for sentence, tagged in zip(sentences, predictions, strict=True):
             known = [self.is_known(w) for w in sentence.words]
+            chosen = {**tagged.tags, **tagged.alternatives}
             for name, column in scores.items():
-                column.add(sentence.labels[name], tagged.tags[name], known)
+                column.add(sentence.labels[name.split("/")[0]], chosen[name], known)
         tokens = sum(len(s.words) for s in sentences)
-        return {
+        report: dict[str, object] = {
             "columns": {name: column.summary() for name, column in scores.items()},
             "sentences": len(sentences),
             "tokens": tokens,
             "seconds": seconds,
             "tokens_per_second": tokens / seconds if seconds > 0 else 0.0,
         }
+        if FEATS in scores and self.feature_columns:
+            report["feats_from"] = self.feats_from  # which head's choice the "feats" column is
+        return report
 
     def score(self, sentences: Sequence[Sentence]) -> Score:
-        """Accuracy per column and their mean, over the columns ``sentences`` carry."""
-        columns = {name: column["accuracy"] for name, column in self.evaluate(sentences)["columns"].items()}
+        """Accuracy per column and their mean, over the columns ``sentences`` carry (alternatives left out)."""
+        report = self.evaluate(sentences)["columns"]
+        columns = {name: column["accuracy"] for name, column in report.items() if name in self._columns}
         if not columns:
             raise ValueError(
                 f"the sentences carry none of the model's columns ({', '.join(self.columns)}): nothing to score"
@@ -280,16 +319,14 @@ class TokenStepper:
         with torch.no_grad():
             features = self.model.features(batch)[:, 0]  # (1, F)
             output = self.stepper.step(features)  # (1, H)
-        row: dict[str, object] = {"token": token}
+        tags, probs = {}, {}
         for name, linear in self.model.outputs.items():
             with torch.no_grad():
                 log_probs = linear(output).log_softmax(-1)[0]
             best = int(log_probs.argmax())
-            row[name] = self.predictor.bundle.vocabs.labels[name].itos[best]
-            if name == LEMMA and self.predictor.lemma_scripts:
-                row[name] = apply_script(str(row[name]), token)
-            row[f"{name}_prob"] = float(log_probs[best].exp())
-        return row
+            tags[name] = [self.predictor.bundle.vocabs.labels[name].itos[best]]
+            probs[name] = [float(log_probs[best].exp())]
+        return rows([token], self.predictor.finish([token], tags, probs))[0]
 
 
 def _chunks(sentences: Sequence[Sentence], size: int, *, max_tokens: int = MAX_BATCH_TOKENS) -> Iterator[list[int]]:

@@ -19,7 +19,6 @@ spelling and kept (up to ``CharCache.capacity`` spellings); only new spellings r
 
 from __future__ import annotations
 
-import copy
 import threading
 import warnings
 from collections import OrderedDict

@@ -21,6 +21,8 @@ from lstmtag.batch import Vocabs, bucketed, make_batch
 from lstmtag.config import Config
 from lstmtag.data import Sentence
 from lstmtag.distributed import Context
+from lstmtag.feats import COLUMN as FEATS
+from lstmtag.feats import PER_FEATURE, feature_names, label_columns, with_features
 from lstmtag.lemma import COLUMN as LEMMA
 from lstmtag.lemma import with_scripts
 from lstmtag.models import TaggerBundle, build_tagger, for_config, save_tagger
@@ -44,18 +46,32 @@ resume_path = checkpoint.state_path  # where ``train_tagger`` keeps its training
 
 
 def build_vocabs(sentences: Sequence[Sentence], config: Config) -> Vocabs:
-    """Vocabularies from the training data; words below ``min_word_count`` map to <unk>."""
+    """Vocabularies from training data ``prepare``d for ``config``; words below ``min_word_count`` map to <unk>."""
     lookup = for_config(config).word_key
     word_counts = Counter(lookup(w) for s in sentences for w in s.words)
     char_counts = Counter(ch for s in sentences for w in s.words for ch in w)
     words = Vocab.from_counts(word_counts, min_count=config.data.min_word_count)
     labels = {}
-    for name in config.data.columns:
+    for name in label_columns(config.data, sentences):
         counts = Counter(t for s in sentences for t in s.labels[name] if t)  # "": no class (lemma.with_scripts)
         labels[name] = Vocab.from_counts(counts, specials=False)
     vocabs = Vocabs(words, Vocab.from_counts(char_counts), labels)
     vocabs.word_counts = [0, 0] + [word_counts[w] for w in words.itos[2:]]
     return vocabs
+
+
+def prepare(sentences: Sequence[Sentence], config: Config) -> list[Sentence]:
+    """Training sentences with the label columns the heads learn: lemma edit scripts, one column per feature."""
+    columns, sentences = config.data.columns, list(sentences)
+    if LEMMA in columns:
+        if not for_config(config).declared(config).distributions:
+            raise ValueError("a lemma column needs an LSTM tagger with softmax heads (it predicts edit scripts)")
+        sentences = with_scripts(sentences)
+    if FEATS in columns and config.data.format == "conllu" and PER_FEATURE in config.data.feats_heads:
+        if not for_config(config).declared(config).trained:
+            raise ValueError("per-feature FEATS heads need an LSTM tagger (model.kind = 'lstm')")
+        sentences = with_features(sentences, feature_names(sentences))
+    return sentences
 
 
 def _evaluate(bundle: TaggerBundle, dev: Sequence[Sentence]) -> float:
@@ -94,10 +110,7 @@ def train_tagger(
         torch.set_num_threads(settings.threads)
     random.seed(settings.seed)
     torch.manual_seed(settings.seed)
-    if LEMMA in config.data.columns:
-        if not for_config(config).declared(config).distributions:
-            raise ValueError("a lemma column needs an LSTM tagger with softmax heads (it predicts edit scripts)")
-        train = with_scripts(train)
+    train = prepare(train, config)
     vocabs = build_vocabs(train, config)
     model = build_tagger(config, vocabs)
     info = dict(info or {})
