@@ -47,10 +47,14 @@ def test_a_file_of_format_1_loads_as_the_kind_it_holds(files, kind, tmp_path, de
     ]
 
 
-def test_the_shipped_model_of_format_1_loads():
-    predictor = lstmtag.load("en")
-    assert checkpoint.read(models.resolve("en")).version == 1
-    assert predictor.tag(["The", "cow", "jumped"])[1]["upos"] == "NOUN"
+@pytest.mark.parametrize("name", ["tagger", "hmm", "ensemble"])
+def test_format_1_files_load_as_their_kind(files, sample, tmp_path, name):
+    """Version 1 said "tagger" for every tagger kind (the shipped `en` up to v6 was such a file)."""
+    old = _rewrite(files[name], tmp_path / "v1.safetensors", format_version="1", kind="tagger")
+    assert checkpoint.read(old).version == 1
+    loaded, current = lstmtag.load(old), lstmtag.load(files[name])
+    assert loaded.bundle.model.kind == current.bundle.model.kind == name
+    assert [t.tags for t in loaded.predict(sample[:6])] == [t.tags for t in current.predict(sample[:6])]
 
 
 def test_an_unknown_kind_is_refused_naming_the_format_version(files, tmp_path):
