@@ -80,3 +80,15 @@ def test_bounded_cuts_sentences_by_words_after_multiword_expansion():
     pieces = bounded([tokens], max_tokens=5)
     assert [sum(len(t.forms) for t in piece) for piece in pieces] == [4, 4, 4, 2]
     assert [t for piece in pieces for t in piece] == tokens
+
+
+def test_clean_blanks_exactly_the_control_characters_and_invisible_separators():
+    import unicodedata
+
+    from lstmtag.segment import INVISIBLE
+
+    everything = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c < 0xE000)
+    expected = "".join(
+        " " if (c in INVISIBLE or unicodedata.category(c) == "Cc") and c not in "\t\n\r" else c for c in everything
+    )
+    assert clean(everything) == expected
