@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from operator import attrgetter
 
 from lstmtag.limits import MAX_SENTENCE_TOKENS, MAX_TOKEN_CHARS
 
@@ -108,6 +109,9 @@ def bounded(
     """Cut over-long tokens into ``max_chars`` pieces and over-long sentences into pieces of ``max_tokens`` words."""
     result = []
     for sentence in sentences:
+        if sentence and _within(sentence, max_tokens, max_chars):  # nearly every sentence: nothing to cut
+            result.append(list(sentence))
+            continue
         tokens: list[Token] = []
         for token in sentence:
             if len(token.text) <= max_chars and all(len(w) <= max_chars for w in token.words):
@@ -128,6 +132,21 @@ def bounded(
         if piece:
             result.append(piece)
     return result
+
+
+def _within(sentence: Sequence[Token], max_tokens: int, max_chars: int) -> bool:
+    """Whether ``bounded`` leaves ``sentence`` whole: no token or word over ``max_chars``, at most ``max_tokens`` words.
+
+    Why apart: it asks per sentence what the cutting loop asks per token, and raw text passes here whole.
+    """
+    multiword = [token.words for token in sentence if token.words]
+    if len(sentence) + sum(map(len, multiword)) - len(multiword) > max_tokens:
+        return False
+    longest = max(map(len, map(_TEXT, sentence)))
+    return longest <= max_chars and all(len(word) <= max_chars for forms in multiword for word in forms)
+
+
+_TEXT = attrgetter("text")
 
 
 def words(sentence: Sequence[Token]) -> list[str]:
