@@ -71,11 +71,19 @@ class SegmenterNet(nn.Module):
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         hidden = self.dropout(self.embed(ids))  # (B, T, E)
         index = _reversal(lengths, ids.shape[1])  # one index for every layer, both ways
-        for forward, backward in zip(self.forward_layers, self.backward_layers, strict=True):
+        layers = list(zip(self.forward_layers, self.backward_layers, strict=True))
+        for forward, backward in layers[:-1]:
             ahead = forward(hidden)[0]  # (B, T, H)
             behind = _reversed(backward(_reversed(hidden, index))[0], index)  # (B, T, H)
             hidden = self.dropout(torch.cat([ahead, behind], dim=-1))  # (B, T, 2H)
-        return self.output(hidden)  # (B, T, 5)
+        forward, backward = layers[-1]
+        ahead = self.dropout(forward(hidden)[0])  # (B, T, H)
+        behind = self.dropout(backward(_reversed(hidden, index))[0])  # (B, T, H), each row reversed
+        # The output layer splits over [ahead; behind], so the backward half is put back in order after
+        # it shrank to 5 scores (no concatenation, and a 5-wide reordering instead of an H-wide one).
+        weight, half = self.output.weight, ahead.shape[-1]
+        scores = nn.functional.linear(ahead, weight[:, :half], self.output.bias)  # (B, T, 5)
+        return scores + _reversed(nn.functional.linear(behind, weight[:, half:]), index)
 
 
 def _reversal(lengths: torch.Tensor, steps: int) -> torch.Tensor:
