@@ -171,3 +171,10 @@ def test_windows_batched_together_equal_windows_one_at_a_time(trained, monkeypat
     labels = segmenter.label(["I don't", "x", "", "The cow."])
     assert [len(row) for row in labels] == ends
     assert labels == [segmenter.label([text])[0] for text in ("I don't", "x", "", "The cow.")]
+
+
+def test_the_whitespace_table_agrees_with_str_isspace_on_every_code_point():
+    from lstmtag.segmenter import _space_table
+
+    table = _space_table()
+    assert [c for c in range(0x110000) if chr(c).isspace()] == [c for c in range(len(table)) if table[c]]
