@@ -1,3 +1,6 @@
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from lstmtag.segment import Token, bounded, clean, conllu_lines, paragraphs, rule_segment, split_text, words
 
 
@@ -80,3 +83,57 @@ def test_bounded_cuts_sentences_by_words_after_multiword_expansion():
     pieces = bounded([tokens], max_tokens=5)
     assert [sum(len(t.forms) for t in piece) for piece in pieces] == [4, 4, 4, 2]
     assert [t for piece in pieces for t in piece] == tokens
+
+
+def test_clean_blanks_exactly_the_control_characters_and_invisible_separators():
+    import unicodedata
+
+    from lstmtag.segment import INVISIBLE
+
+    everything = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c < 0xE000)
+    expected = "".join(
+        " " if (c in INVISIBLE or unicodedata.category(c) == "Cc") and c not in "\t\n\r" else c for c in everything
+    )
+    assert clean(everything) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.lists(st.tuples(st.integers(1, 7), st.lists(st.integers(1, 7), max_size=3)), max_size=9), max_size=4),
+    st.integers(1, 6),
+    st.integers(1, 6),
+)
+def test_bounded_leaves_short_sentences_whole_and_cuts_the_rest_token_by_token(shapes, max_tokens, max_chars):
+    """Its shortcut for sentences with nothing to cut gives what the cutting loop gives."""
+    sentences, at = [], 0
+    for shape in shapes:
+        sentence = []
+        for length, word_lengths in shape:
+            words = tuple("w" * n for n in word_lengths) if len(word_lengths) > 1 else ()
+            sentence.append(Token("x" * length, at, at + length, True, words))
+            at += length + 1
+        sentences.append(sentence)
+    cut = bounded(sentences, max_tokens=max_tokens, max_chars=max_chars)
+    expected = [piece for sentence in sentences for piece in _cut_one_by_one(sentence, max_tokens, max_chars)]
+    assert cut == expected
+
+
+def _cut_one_by_one(sentence, max_tokens, max_chars):
+    """The definition, token by token: long tokens into pieces, then pieces of at most ``max_tokens`` words."""
+    tokens = []
+    for token in sentence:
+        if len(token.text) <= max_chars and all(len(w) <= max_chars for w in token.words):
+            tokens.append(token)
+            continue
+        for at in range(token.start, token.end, max_chars):
+            stop = min(at + max_chars, token.end)
+            piece = token.text[at - token.start : stop - token.start]
+            tokens.append(Token(piece, at, stop, token.space_after if stop == token.end else False))
+    pieces, piece, count = [], [], 0
+    for token in tokens:
+        if piece and count + len(token.forms) > max_tokens:
+            pieces.append(piece)
+            piece, count = [], 0
+        piece.append(token)
+        count += len(token.forms)
+    return [*pieces, piece] if piece else pieces

@@ -1,6 +1,8 @@
 """The trained segmenter's parts: expansion of multiword tokens, decoding labels, windows; training on real text."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lstmtag import checkpoint, models
 from lstmtag.segment import paragraphs, with_offset
@@ -117,3 +119,62 @@ def test_paragraphs_labelled_together_equal_paragraphs_one_by_one(trained):
     first, second = "I don't know. It's 5 o'clock, isn't it?", "The cow jumped over the moon.\tThe end"
     together = segmenter(first + "\n\n" + second)
     assert together == segmenter(first) + with_offset(segmenter(second), len(first) + 2)
+
+
+def _decode_by_character(text, labels, expander):
+    """``decode`` as defined: one step per character, whitespace ends a token, a label other than INSIDE too."""
+    from lstmtag.segment import Token
+    from lstmtag.segmenter import MULTIWORD_SENTENCE
+
+    sentences, tokens, start = [], [], None
+    for position, ch in enumerate([*text, " "]):
+        if start is not None and (ch.isspace() or labels[position - 1] != INSIDE):
+            label = labels[position - 1]
+            words = expander.expand(text[start:position]) if label in (MULTIWORD, MULTIWORD_SENTENCE) else ()
+            tokens.append(Token(text[start:position], start, position, position >= len(text) or ch.isspace(), words))
+            start = None
+            if label in (SENTENCE, MULTIWORD_SENTENCE):
+                sentences, tokens = [*sentences, tokens], []
+        if start is None and not ch.isspace():
+            start = position
+    return sentences + [tokens] if tokens else sentences
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("ab'n.t \t\n\u00a0\u2003"), st.sampled_from([0, 0, 0, 1, 2, 3, 4]))))
+def test_decode_steps_by_token_as_the_definition_steps_by_character(pairs):
+    text = "".join(ch for ch, _ in pairs)
+    labels = [label for _, label in pairs]
+    expander = Expander.learn(PAIRS)
+    assert decode(text, labels, expander) == _decode_by_character(text, labels, expander)
+
+
+def test_windows_batched_together_equal_windows_one_at_a_time(trained, monkeypatch):
+    """Many paragraphs' windows in one padded batch give each window's labels alone (no padding read)."""
+    import torch
+
+    from lstmtag import segmenter as module
+
+    segmenter = models.load_segmenter(trained[0])
+    sentence = "I don't know. It's 5 o'clock, isn't it? The cow jumped over the moon."
+    text = "\n\n".join((sentence + " ") * (1 + i % 4) + sentence[: 5 * i] for i in range(12))
+    together = segmenter(text)
+    monkeypatch.setattr(module, "BATCH_WINDOWS", 1)
+    assert segmenter(text) == together
+    spans = [(a + offset, b + offset) for offset, paragraph in paragraphs(text) for a, b in _windows(paragraph)]
+    ids = segmenter._ids(text)
+    batched = segmenter._scores(ids, spans)
+    for row, span in enumerate(spans):
+        alone = segmenter._scores(ids, [span])[0]
+        assert torch.allclose(batched[row, : span[1] - span[0]], alone, atol=1e-5)
+    ends = [7, 1, 0, 8]
+    labels = segmenter.label(["I don't", "x", "", "The cow."])
+    assert [len(row) for row in labels] == ends
+    assert labels == [segmenter.label([text])[0] for text in ("I don't", "x", "", "The cow.")]
+
+
+def test_the_whitespace_table_agrees_with_str_isspace_on_every_code_point():
+    from lstmtag.segmenter import _space_table
+
+    table = _space_table()
+    assert [c for c in range(0x110000) if chr(c).isspace()] == [c for c in range(len(table)) if table[c]]

@@ -17,9 +17,9 @@ characters (text without spaces) into pieces of that many characters, joined wit
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from operator import attrgetter
 
 from lstmtag.limits import MAX_SENTENCE_TOKENS, MAX_TOKEN_CHARS
 
@@ -60,6 +60,9 @@ def paragraphs(text: str) -> list[tuple[int, str]]:
 
 
 INVISIBLE = frozenset("\u200b\u2060\ufeff")  # zero-width space, word joiner, byte-order mark
+# Unicode's control characters (category Cc: U+0000-001F and U+007F-009F, fixed by its stability
+# policy) other than tab and line ends, and the invisible separators.
+UNWANTED = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f" + "".join(sorted(INVISIBLE)) + "]")
 
 
 def clean(text: str) -> str:
@@ -67,11 +70,10 @@ def clean(text: str) -> str:
 
     One character for one, so offsets into the result are offsets into the input. Why: a NUL or a
     bell inside a CoNLL-U FORM helps no tagger and breaks some readers. Zero-width joiners and
-    non-joiners stay: they belong inside Persian and Indic words and emoji sequences.
+    non-joiners stay: they belong inside Persian and Indic words and emoji sequences. One regular
+    expression rather than a test per character: raw text is cleaned on its way to every segmenter.
     """
-    return "".join(
-        " " if (c in INVISIBLE or unicodedata.category(c) == "Cc") and c not in "\t\n\r" else c for c in text
-    )
+    return UNWANTED.sub(" ", text)
 
 
 def rule_segment(text: str) -> list[list[Token]]:
@@ -107,6 +109,9 @@ def bounded(
     """Cut over-long tokens into ``max_chars`` pieces and over-long sentences into pieces of ``max_tokens`` words."""
     result = []
     for sentence in sentences:
+        if sentence and _within(sentence, max_tokens, max_chars):  # nearly every sentence: nothing to cut
+            result.append(list(sentence))
+            continue
         tokens: list[Token] = []
         for token in sentence:
             if len(token.text) <= max_chars and all(len(w) <= max_chars for w in token.words):
@@ -127,6 +132,21 @@ def bounded(
         if piece:
             result.append(piece)
     return result
+
+
+def _within(sentence: Sequence[Token], max_tokens: int, max_chars: int) -> bool:
+    """Whether ``bounded`` leaves ``sentence`` whole: no token or word over ``max_chars``, at most ``max_tokens`` words.
+
+    Why apart: it asks per sentence what the cutting loop asks per token, and raw text passes here whole.
+    """
+    multiword = [token.words for token in sentence if token.words]
+    if len(sentence) + sum(map(len, multiword)) - len(multiword) > max_tokens:
+        return False
+    longest = max(map(len, map(_TEXT, sentence)))
+    return longest <= max_chars and all(len(word) <= max_chars for forms in multiword for word in forms)
+
+
+_TEXT = attrgetter("text")
 
 
 def words(sentence: Sequence[Token]) -> list[str]:
