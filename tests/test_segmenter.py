@@ -28,6 +28,15 @@ def test_an_unseen_surface_is_split_at_a_learned_suffix_or_left_whole():
     assert expander.expand("gonna") == ()
 
 
+def test_turkish_dotted_capital_i_does_not_shift_the_cut():
+    # str.lower turns "İ" into two characters; the words must still be cut where the treebank cuts them.
+    expander = Expander.learn([("İyice", ["İyi", "ce"])] + [("önemli", ["önem", "li"])] * 5)
+    assert expander.expand("İyice") == ("İyi", "ce")
+    assert expander.expand("iyice") == ("iyi", "ce")
+    assert expander.expand("İYİCE") == ("İYİ", "CE")
+    assert expander.expand("İlgili") == ("İlgi", "li")  # unseen: split at the learned suffix "li"
+
+
 def test_decode_turns_character_labels_into_sentences_tokens_and_words():
     text = "I don't.Go  now"
     labels = [TOKEN, INSIDE, INSIDE, INSIDE, INSIDE, INSIDE, MULTIWORD, SENTENCE, INSIDE, INSIDE]
