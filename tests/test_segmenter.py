@@ -1,6 +1,7 @@
 """The trained segmenter's parts: expansion of multiword tokens, decoding labels, windows; training on real text."""
 
 import pytest
+import torch
 
 from lstmtag import checkpoint, models
 from lstmtag.segment import paragraphs, with_offset
@@ -126,3 +127,24 @@ def test_paragraphs_labelled_together_equal_paragraphs_one_by_one(trained):
     first, second = "I don't know. It's 5 o'clock, isn't it?", "The cow jumped over the moon.\tThe end"
     together = segmenter(first + "\n\n" + second)
     assert together == segmenter(first) + with_offset(segmenter(second), len(first) + 2)
+
+
+def test_multiword_weight_scales_the_loss_of_multiword_ends_only():
+    from lstmtag.config import Config
+    from lstmtag.segmenter import SegmenterNet
+    from lstmtag.segmenter_train import SegmenterLoss
+
+    torch.manual_seed(0)
+    net = SegmenterNet(Config.from_dict({"model": {"kind": "segmenter", "char_dim": 8, "hidden_size": 4}}).model, 10)
+    net.eval()  # no dropout: both losses see the same scores
+    ids, lengths = torch.tensor([[1, 2, 3, 4]]), torch.tensor([4])
+    gold = torch.tensor([[TOKEN, MULTIWORD, -100, INSIDE]])
+    each = torch.nn.functional.cross_entropy(
+        net(ids, lengths)[0], torch.tensor([TOKEN, MULTIWORD, 0, INSIDE]), reduction="none"
+    )
+    plain, weighted = (
+        SegmenterLoss(net)(ids, lengths, gold),
+        SegmenterLoss(net, multiword_weight=5.0)(ids, lengths, gold),
+    )
+    assert plain.item() == pytest.approx((each[0] + each[1] + each[3]).item() / 3)
+    assert weighted.item() == pytest.approx((each[0] + 5 * each[1] + each[3]).item() / 7)  # a weighted mean

@@ -65,6 +65,9 @@ class TrainConfig:
     threads: int = 0  # 0: leave torch's default
     max_minutes: float = 0.0  # 0: no time budget
     ema: float = 0.0  # exponential moving average of weights for evaluation; 0 turns it off
+    # The segmenter's loss weight on multiword-token ends (1: plain cross-entropy). Why: they are rare
+    # (IMST: 1,082 of 36,000 token ends) and a short run never predicts them (segmenter_train.py).
+    multiword_weight: float = 1.0
 
 
 @dataclass(frozen=True)
