@@ -66,7 +66,7 @@ class TrainConfig:
     max_minutes: float = 0.0  # 0: no time budget
     ema: float = 0.0  # exponential moving average of weights for evaluation; 0 turns it off
     # The segmenter's loss weight on multiword-token ends (1: plain cross-entropy). Why: they are rare
-    # (IMST: 1,082 of 36,000 token ends) and a short run never predicts them (segmenter_train.py).
+    # (IMST: 1,082 of 36,415 token ends) and short runs predicted almost none (docs/turkish.md).
     multiword_weight: float = 1.0
 
 
