@@ -75,7 +75,10 @@ def main() -> None:
     for part in args.parts.split(","):
         gold = IMST / f"tr_imst-ud-{part}.conllu"
         parts[part] = {
-            "gold_tokens": evaluate([args.model, str(gold)])["columns"],
+            "gold_tokens": {
+                name: {key: column[key] for key in ("accuracy", "known_accuracy", "unknown_accuracy", "unknown_tokens")}
+                for name, column in evaluate([args.model, str(gold)])["columns"].items()
+            },
             "raw": evaluate([args.model, str(gold), "--raw", "--segmenter", args.segmenter])["scores"],
             "multiword": multiword_check(args.segmenter, gold),
         }
