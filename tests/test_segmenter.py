@@ -1,6 +1,7 @@
 """The trained segmenter's parts: expansion of multiword tokens, decoding labels, windows; training on real text."""
 
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -28,6 +29,15 @@ def test_an_unseen_surface_is_split_at_a_learned_suffix_or_left_whole():
     assert expander.expand("Shouldn't") == ("Should", "n't")
     assert expander.expand("n't") == ()  # nothing would be left before the suffix
     assert expander.expand("gonna") == ()
+
+
+def test_turkish_dotted_capital_i_does_not_shift_the_cut():
+    # str.lower turns "İ" into two characters; the words must still be cut where the treebank cuts them.
+    expander = Expander.learn([("İyice", ["İyi", "ce"])] + [("önemli", ["önem", "li"])] * 5)
+    assert expander.expand("İyice") == ("İyi", "ce")
+    assert expander.expand("iyice") == ("iyi", "ce")
+    assert expander.expand("İYİCE") == ("İYİ", "CE")
+    assert expander.expand("İlgili") == ("İlgi", "li")  # unseen: split at the learned suffix "li"
 
 
 def test_decode_turns_character_labels_into_sentences_tokens_and_words():
@@ -178,3 +188,24 @@ def test_the_whitespace_table_agrees_with_str_isspace_on_every_code_point():
 
     table = _space_table()
     assert [c for c in range(0x110000) if chr(c).isspace()] == [c for c in range(len(table)) if table[c]]
+
+
+def test_multiword_weight_scales_the_loss_of_multiword_ends_only():
+    from lstmtag.config import Config
+    from lstmtag.segmenter import SegmenterNet
+    from lstmtag.segmenter_train import SegmenterLoss
+
+    torch.manual_seed(0)
+    net = SegmenterNet(Config.from_dict({"model": {"kind": "segmenter", "char_dim": 8, "hidden_size": 4}}).model, 10)
+    net.eval()  # no dropout: both losses see the same scores
+    ids, lengths = torch.tensor([[1, 2, 3, 4]]), torch.tensor([4])
+    gold = torch.tensor([[TOKEN, MULTIWORD, -100, INSIDE]])
+    each = torch.nn.functional.cross_entropy(
+        net(ids, lengths)[0], torch.tensor([TOKEN, MULTIWORD, 0, INSIDE]), reduction="none"
+    )
+    plain, weighted = (
+        SegmenterLoss(net)(ids, lengths, gold),
+        SegmenterLoss(net, multiword_weight=5.0)(ids, lengths, gold),
+    )
+    assert plain.item() == pytest.approx((each[0] + each[1] + each[3]).item() / 3)
+    assert weighted.item() == pytest.approx((each[0] + 5 * each[1] + each[3]).item() / 7)  # a weighted mean

@@ -107,7 +107,7 @@ def _reversed(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 class Expander:
     """Multiword-token expansion learned from a treebank's ranges (``don't`` -> ``do n't``)."""
 
-    table: dict[str, list[str]] = field(default_factory=dict)  # lower-cased surface -> lower-cased words
+    table: dict[str, list[str]] = field(default_factory=dict)  # folded surface -> folded words (``fold``)
     suffixes: list[str] = field(default_factory=list)  # last words of pure splits, longest first
 
     @classmethod
@@ -116,18 +116,18 @@ class Expander:
         counts: dict[str, Counter[tuple[str, ...]]] = {}
         suffixes: Counter[str] = Counter()
         for surface, words in pairs:
-            key = surface.lower()
-            counts.setdefault(key, Counter())[tuple(w.lower() for w in words)] += 1
-            if len(words) == 2 and "".join(words).lower() == key:
-                suffixes[words[1].lower()] += 1
+            key = fold(surface)
+            counts.setdefault(key, Counter())[tuple(fold(w) for w in words)] += 1
+            if len(words) == 2 and fold("".join(words)) == key:
+                suffixes[fold(words[1])] += 1
         table = {key: list(c.most_common(1)[0][0]) for key, c in counts.items()}
         return cls(table, sorted((s for s, n in suffixes.items() if n >= 5), key=lambda s: (-len(s), s)))
 
     def expand(self, surface: str) -> tuple[str, ...]:
         """The words of a multiword token; ``()`` where neither the table nor a suffix applies."""
-        words = self.table.get(surface.lower())
+        words = self.table.get(fold(surface))
         if words is None:
-            lower = surface.lower()
+            lower = fold(surface)
             suffix = next((s for s in self.suffixes if lower.endswith(s) and len(lower) > len(s)), None)
             if suffix is None:
                 return ()
@@ -135,9 +135,18 @@ class Expander:
         return _cased(surface, words)
 
 
+def fold(text: str) -> str:
+    """``text`` lower-cased one character for one, so offsets into it are offsets into ``text``.
+
+    Why not ``str.lower``: it turns Turkish ``İ`` into two characters (``i`` + a combining dot), which
+    shifted every cut after it (``İyice`` was expanded to ``İyic`` + ``e``, not ``İyi`` + ``ce``).
+    """
+    return "".join(ch.lower()[:1] for ch in text)
+
+
 def _cased(surface: str, words: Sequence[str]) -> tuple[str, ...]:
     """``words`` in the casing of ``surface``: sliced from it when they spell it, else by its pattern."""
-    if "".join(words) == surface.lower():
+    if "".join(words) == fold(surface):
         pieces, at = [], 0
         for word in words:
             pieces.append(surface[at : at + len(word)])

@@ -28,6 +28,7 @@ from lstmtag.pipeline import gold_paragraphs
 from lstmtag.raw import segmented
 from lstmtag.segmenter import (
     INSIDE,
+    LABELS,
     MULTIWORD,
     MULTIWORD_SENTENCE,
     SENTENCE,
@@ -167,15 +168,24 @@ def train_segmenter(
 
 
 class SegmenterLoss(nn.Module):
-    """``forward(ids, lengths, gold) -> loss``: cross-entropy over the labels of non-space characters."""
+    """``forward(ids, lengths, gold) -> loss``: cross-entropy over the labels of non-space characters.
 
-    def __init__(self, net: nn.Module) -> None:
+    ``multiword_weight`` scales the loss of characters whose gold label is a multiword-token end, so a
+    treebank where they are rare (Turkish IMST) still teaches them; 1 leaves the loss plain.
+    """
+
+    def __init__(self, net: nn.Module, *, multiword_weight: float = 1.0) -> None:
         super().__init__()
         self.net = net
+        weight = torch.ones(len(LABELS))
+        weight[[MULTIWORD, MULTIWORD_SENTENCE]] = multiword_weight
+        self.register_buffer("weight", weight, persistent=False)
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
         scores = self.net(ids, lengths)  # (B, T, 5)
-        return nn.functional.cross_entropy(scores.reshape(-1, scores.shape[-1]), gold.reshape(-1), ignore_index=-100)
+        return nn.functional.cross_entropy(
+            scores.reshape(-1, scores.shape[-1]), gold.reshape(-1), weight=self.weight, ignore_index=-100
+        )
 
 
 class SegmenterTask(loop.Task):
@@ -184,7 +194,7 @@ class SegmenterTask(loop.Task):
     def __init__(self, segmenter: TrainedSegmenter, pieces: list, dev: Sequence[Sentence], out: str | Path) -> None:
         self.segmenter, self.pieces, self.dev, self.out = segmenter, pieces, dev, out
         self.model = segmenter.net
-        self.objective = SegmenterLoss(segmenter.net)
+        self.objective = SegmenterLoss(segmenter.net, multiword_weight=segmenter.config.train.multiword_weight)
         self.size = segmenter.config.train.batch_size
         self.steps_per_epoch = math.ceil(len(pieces) / self.size)
 
