@@ -37,14 +37,21 @@ def _libc() -> ctypes.CDLL | None:
 KERNEL_CACHE = "16"
 
 
+# ideep (PyTorch's layer over oneDNN) keeps its own cache of compiled matrix products, 1,024 by default
+# (``LRU_CACHE_CAPACITY``), one per shape: in bfloat16 the output layers' products are cached per batch
+# size in tokens, each holding about 250 kB, so one copy of EWT train left 170 of them (+43 MB) behind.
+MATMUL_CACHE = "16"
+
+
 def bound_heap() -> bool:
-    """Have large allocations bypass the heap and bound oneDNN's kernel cache, for the whole process.
+    """Have large allocations bypass the heap and bound oneDNN's and ideep's kernel caches, for the whole process.
 
     Call once, early (before the first batch is tagged), from a command that runs long (``tag`` on a
-    big file, ``serve``). A user's own ``ONEDNN_PRIMITIVE_CACHE_CAPACITY`` is kept. True where the
-    allocator setting took effect.
+    big file, ``serve``). A user's own ``ONEDNN_PRIMITIVE_CACHE_CAPACITY`` and ``LRU_CACHE_CAPACITY``
+    are kept. True where the allocator setting took effect.
     """
     os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", KERNEL_CACHE)  # read by oneDNN at its first kernel
+    os.environ.setdefault("LRU_CACHE_CAPACITY", MATMUL_CACHE)  # read by ideep at its first cached product
     libc = _libc()
     return bool(libc and libc.mallopt(_M_MMAP_THRESHOLD, _LARGE))
 

@@ -30,11 +30,12 @@ from lstmtag.models import TaggerBundle, for_inference, load_segmenter, load_tag
 from lstmtag.segment import DEFAULT as rule_segment
 from lstmtag.segment import Segmenter, words
 
-# Padded tokens in one batch: the activations of a batch grow with it (2 x 128 BiLSTM, bf16: about
-# 4 kB a token), so 128 sentences of 1,000 tokens (the input limit) would cost 0.5 GB at a time.
-# 8192 (128 sentences of 64 tokens) bounds that; lower caps cost speed (2048: 0.78x on EWT test,
-# whose long sentences then come in batches too small to keep the matrix units busy).
-MAX_BATCH_TOKENS = 8192
+# Padded tokens in one batch: the activations of a batch grow with it (2 x 128 BiLSTM, bf16, with
+# lemma and FEATS heads: about 7 kB a token, most in the emissions of 600 tags), so 128 sentences of
+# 1,000 tokens (the input limit) would cost 0.9 GB at a time. Tagging EWT test peaks at 345 MiB with
+# 8,192 tokens, 331 with 4,096 and 324 with 2,048, at no measured cost in CPU time (bench/memory.py;
+# README "Memory").
+MAX_BATCH_TOKENS = 2048
 
 
 @dataclass
