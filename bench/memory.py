@@ -118,6 +118,7 @@ def _run_measured(command: list[str], errors, *, feed: Path | None, copies: int)
         "late_median_mib": statistics.median(tail) if tail else None,
         "late_max_mib": max(tail) if tail else None,
         "late_min_mib": min(tail) if tail else None,
+        "timeline_mib": [round(mib, 1) for mib in samples[:: max(1, len(samples) // 60)]],  # about 60 points
     }
 
 

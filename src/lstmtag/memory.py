@@ -3,9 +3,10 @@
 Why: glibc's allocator keeps freed blocks for reuse. Tagging allocates tensors of a different size
 for every batch, so a stream of millions of sentences, or a service under a storm of requests,
 leaves the process holding hundreds of MB it no longer uses (EWT train ten times over: 642 MiB peak
-against 423 MiB for EWT test). Two glibc settings cut most of that: large blocks (tensors) come
-straight from the system and go straight back, and the rest is trimmed now and then (with the batch
-cap and the spelling cache: 419 against 368 MiB, README). Elsewhere (not glibc) these are no-ops.
+against 423 MiB for EWT test, before this module). Large blocks (tensors) now come straight from the
+system and go straight back, the rest is trimmed now and then, and the kernel caches of oneDNN and
+ideep, which keep compiled kernels per batch shape, are bounded (bench/memory.py has the figures).
+Elsewhere (not glibc) the allocator settings are no-ops.
 """
 
 from __future__ import annotations
