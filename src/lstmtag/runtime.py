@@ -78,10 +78,9 @@ class PaddedEncoder(nn.Module):
 
 
 # Padded character cells (spellings x longest spelling) the char LSTM reads in one call. Its activations
-# grow with the cells (about 8 kB each with 2 x 200 hidden units), so the first batches of a stream,
-# all of whose ~1,700 spellings are new, briefly took +60 MB at once; groups of 1,024 cells take +9 MB,
-# and sorting by length first makes them faster too (EWT test's 5,629 spellings: 0.72 s against 1.0 s of
-# CPU for the batches as they come; 4,096 cells: 0.84 s, +27 MB).
+# grow with the cells, so reading a batch's new spellings at once (1,740 in one of EWT test's first
+# batches) took +27 MiB; EWT test's 5,629 spellings in groups as batches bring them +108 MiB and 1.0 s
+# of CPU. Length-sorted groups of 1,024 cells: +9 MiB and 0.72 s (4,096 cells: +27 MiB, 0.84 s).
 CHAR_CELLS = 1024
 
 
@@ -91,7 +90,8 @@ def encode_spellings(
     """``encoder(chars, lengths)`` (U, 2 * char_hidden), run on groups of similar length, each at most ``max_cells``.
 
     A group is as many spellings, shortest first, as fit ``max_cells`` when padded to the longest of
-    them (a longer spelling gets a group of its own). Each spelling's features are those it gets alone.
+    them (a longer spelling gets a group of its own). Each spelling gets the features it gets alone (to float
+    rounding).
     """
     order = torch.argsort(lengths.clamp(min=1), stable=True).tolist()
     widths = lengths.clamp(min=1).tolist()
