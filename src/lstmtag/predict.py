@@ -31,11 +31,11 @@ from lstmtag.segment import DEFAULT as rule_segment
 from lstmtag.segment import Segmenter, words
 
 # Padded tokens in one batch: the activations of a batch grow with it (2 x 128 BiLSTM, bf16, with
-# lemma and FEATS heads: about 7 kB a token, most in the emissions of 600 tags), so 128 sentences of
-# 1,000 tokens (the input limit) would cost 0.9 GB at a time. Tagging EWT test peaks at 345 MiB with
-# 8,192 tokens, 331 with 4,096 and 324 with 2,048, at no measured cost in CPU time (bench/memory.py;
-# README "Memory").
-MAX_BATCH_TOKENS = 2048
+# lemma and FEATS heads: several kB a token, most in the emissions of 600 tags), so 128 sentences of
+# 1,000 tokens (the input limit) would cost 0.9 GB at a time. 8192 (128 sentences of 64 tokens) bounds
+# that. Lower caps cost speed: on EWT test with `en`, Predictor.predict in CPU time 0.82x at 4,096 and
+# 0.70x at 2,048 (the two lower EWT test's peak in `tag` by about 14 and 21 MiB; README "Memory").
+MAX_BATCH_TOKENS = 8192
 
 
 @dataclass
