@@ -6,7 +6,7 @@ from torch import nn
 
 from lstmtag.batch import make_batch
 from lstmtag.models import build_tagger, for_inference
-from lstmtag.runtime import CharCache, InferenceTagger, PaddedEncoder, reversal_index
+from lstmtag.runtime import CharCache, InferenceTagger, PaddedEncoder, encode_spellings, reversal_index
 from lstmtag.train import build_vocabs
 from tests.conftest import assert_batched_equals_alone, tiny_config
 
@@ -152,3 +152,48 @@ def test_char_cache_computes_a_batch_larger_than_itself_without_keeping_it(tagge
         features = cache(batch)
         direct = tagger.embedder.chars(batch.chars, batch.char_lengths)
     assert torch.allclose(features, direct) and not cache.index
+
+
+@pytest.mark.parametrize("max_cells", [1, 40, 10_000])
+def test_spellings_are_encoded_in_bounded_groups_and_come_back_in_order(
+    tagger_and_vocabs, dev_sample, monkeypatch, max_cells
+):
+    tagger, vocabs = tagger_and_vocabs
+    encoder = tagger.embedder.chars
+    batch = make_batch(dev_sample[:8], vocabs)
+    shapes = []
+    original = encoder.forward
+
+    def recording(chars, lengths):
+        shapes.append(tuple(chars.shape))
+        return original(chars, lengths)
+
+    with torch.no_grad():
+        direct = encoder(batch.chars, batch.char_lengths)
+        monkeypatch.setattr(encoder, "forward", recording)
+        grouped = encode_spellings(encoder, batch.chars, batch.char_lengths, max_cells=max_cells)
+    assert torch.allclose(grouped, direct, atol=1e-6)
+    assert sum(u for u, _ in shapes) == len(batch.spellings)  # every spelling once
+    assert all(u * width <= max_cells or u == 1 for u, width in shapes)
+    assert (len(shapes) == 1) == (max_cells == 10_000)
+
+
+def test_the_predictor_decodes_no_batch_over_the_token_cap(tagger_and_vocabs, dev_sample, monkeypatch):
+    from lstmtag.models import TaggerBundle
+    from lstmtag.predict import MAX_BATCH_TOKENS, Predictor
+
+    tagger, vocabs = tagger_and_vocabs
+    predictor = Predictor(TaggerBundle(tagger, vocabs, tiny_config()), batch_size=10_000)
+    copies = 2 * MAX_BATCH_TOKENS // sum(len(s.words) for s in dev_sample) + 1  # more tokens than two batches hold
+    long = dev_sample * copies
+    shapes = []
+    original = type(predictor.runtime).decode
+
+    def recording(self, batch):
+        shapes.append(tuple(batch.words.shape))
+        return original(self, batch)
+
+    monkeypatch.setattr(type(predictor.runtime), "decode", recording)
+    predictor.predict(long)
+    assert sum(b for b, _ in shapes) == len(long) and len(shapes) > 1
+    assert all(b * t <= MAX_BATCH_TOKENS or b == 1 for b, t in shapes)

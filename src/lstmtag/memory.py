@@ -3,9 +3,10 @@
 Why: glibc's allocator keeps freed blocks for reuse. Tagging allocates tensors of a different size
 for every batch, so a stream of millions of sentences, or a service under a storm of requests,
 leaves the process holding hundreds of MB it no longer uses (EWT train ten times over: 642 MiB peak
-against 423 MiB for EWT test). Two glibc settings cut most of that: large blocks (tensors) come
-straight from the system and go straight back, and the rest is trimmed now and then (with the batch
-cap and the spelling cache: 419 against 368 MiB, README). Elsewhere (not glibc) these are no-ops.
+against 423 MiB for EWT test, before this module). Large blocks (tensors) now come straight from the
+system and go straight back, the rest is trimmed now and then, and the kernel caches of oneDNN and
+ideep, which keep compiled kernels per batch shape, are bounded (bench/memory.py has the figures).
+Elsewhere (not glibc) the allocator settings are no-ops.
 """
 
 from __future__ import annotations
@@ -37,14 +38,21 @@ def _libc() -> ctypes.CDLL | None:
 KERNEL_CACHE = "16"
 
 
+# ideep (PyTorch's layer over oneDNN) keeps its own cache of compiled matrix products, 1,024 by default
+# (``LRU_CACHE_CAPACITY``), one per shape: in bfloat16 the output layers' products are cached per batch
+# size in tokens, each holding about 250 kB, so one copy of EWT train left 170 of them (+43 MB) behind.
+MATMUL_CACHE = "16"
+
+
 def bound_heap() -> bool:
-    """Have large allocations bypass the heap and bound oneDNN's kernel cache, for the whole process.
+    """Have large allocations bypass the heap and bound oneDNN's and ideep's kernel caches, for the whole process.
 
     Call once, early (before the first batch is tagged), from a command that runs long (``tag`` on a
-    big file, ``serve``). A user's own ``ONEDNN_PRIMITIVE_CACHE_CAPACITY`` is kept. True where the
-    allocator setting took effect.
+    big file, ``serve``). A user's own ``ONEDNN_PRIMITIVE_CACHE_CAPACITY`` and ``LRU_CACHE_CAPACITY``
+    are kept. True where the allocator setting took effect.
     """
     os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", KERNEL_CACHE)  # read by oneDNN at its first kernel
+    os.environ.setdefault("LRU_CACHE_CAPACITY", MATMUL_CACHE)  # read by ideep at its first cached product
     libc = _libc()
     return bool(libc and libc.mallopt(_M_MMAP_THRESHOLD, _LARGE))
 

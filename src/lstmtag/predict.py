@@ -33,10 +33,11 @@ from lstmtag.models import TaggerBundle, for_inference, load_segmenter, load_tag
 from lstmtag.segment import DEFAULT as rule_segment
 from lstmtag.segment import Segmenter, words
 
-# Padded tokens in one batch: the activations of a batch grow with it (2 x 128 BiLSTM, bf16: about
-# 4 kB a token), so 128 sentences of 1,000 tokens (the input limit) would cost 0.5 GB at a time.
-# 8192 (128 sentences of 64 tokens) bounds that; lower caps cost speed (2048: 0.78x on EWT test,
-# whose long sentences then come in batches too small to keep the matrix units busy).
+# Padded tokens in one batch: the activations of a batch grow with it (2 x 128 BiLSTM, bf16, with
+# lemma and FEATS heads: several kB a token, most in the emissions of 600 tags), so 128 sentences of
+# 1,000 tokens (the input limit) would cost 0.9 GB at a time. 8192 (128 sentences of 64 tokens) bounds
+# that. Lower caps cost speed: on EWT test with `en`, Predictor.predict in CPU time 0.82x at 4,096 and
+# 0.70x at 2,048 (the two lower EWT test's peak in `tag` by about 14 and 21 MiB; README "Memory").
 MAX_BATCH_TOKENS = 8192
 
 
