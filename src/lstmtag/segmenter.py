@@ -89,10 +89,10 @@ class SegmenterNet(nn.Module):
 
 def _reversal(lengths: torch.Tensor, steps: int) -> torch.Tensor:
     """``(B * T,)`` rows of a flattened ``(B, T, F)`` batch that reverse each row within its length."""
-    positions = torch.arange(steps).unsqueeze(0)  # (1, T)
+    positions = torch.arange(steps, device=lengths.device).unsqueeze(0)  # (1, T)
     last = lengths.unsqueeze(1) - 1  # (B, 1)
     index = torch.where(positions <= last, last - positions, positions)  # (B, T): padding stays where it is
-    return (index + torch.arange(len(lengths)).unsqueeze(1) * steps).reshape(-1)
+    return (index + torch.arange(len(lengths), device=lengths.device).unsqueeze(1) * steps).reshape(-1)
 
 
 def _reversed(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

@@ -184,7 +184,10 @@ class SegmenterLoss(nn.Module):
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
         scores = self.net(ids, lengths)  # (B, T, 5)
         return nn.functional.cross_entropy(
-            scores.reshape(-1, scores.shape[-1]), gold.reshape(-1), weight=self.weight, ignore_index=-100
+            scores.reshape(-1, scores.shape[-1]),
+            gold.reshape(-1),
+            weight=self.weight.to(scores.device),
+            ignore_index=-100,
         )
 
 
