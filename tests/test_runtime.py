@@ -197,3 +197,30 @@ def test_the_predictor_decodes_no_batch_over_the_token_cap(tagger_and_vocabs, de
     predictor.predict(long)
     assert sum(b for b, _ in shapes) == len(long) and len(shapes) > 1
     assert all(b * t <= MAX_BATCH_TOKENS or b == 1 for b, t in shapes)
+
+
+def test_a_cache_with_word_embeddings_holds_each_spellings_whole_encoder_input(tagger_and_vocabs, dev_sample):
+    tagger, vocabs = tagger_and_vocabs
+    cache = CharCache(tagger.embedder.chars, capacity=10_000, words=tagger.embedder.words)
+    batch = make_batch(dev_sample[:6], vocabs, labels=False, lazy_chars=True)  # characters built on demand
+    eager = make_batch(dev_sample[:6], vocabs)
+    with torch.no_grad():
+        rows = cache(batch)
+        expected = torch.cat(
+            [tagger.embedder.words(eager.spelling_words), tagger.embedder.chars(eager.chars, eager.char_lengths)], -1
+        )
+        assert torch.allclose(rows, expected, atol=1e-6)
+        assert torch.allclose(cache(batch), expected, atol=1e-6)  # from the cache this time
+
+
+def test_inference_tagger_tags_its_own_lazy_batches_as_the_tagger_does(tagger_and_vocabs, dev_sample):
+    tagger, vocabs = tagger_and_vocabs
+    fast = InferenceTagger(tagger).eval()
+    batch = fast.batch(dev_sample[:9], vocabs)
+    assert batch.chars.numel() == 0  # left to the cache
+    with torch.no_grad():
+        together = fast(batch)
+        for row, sentence in enumerate(dev_sample[:9]):
+            alone = tagger(make_batch([sentence], vocabs))
+            for name, scores in alone.items():
+                assert torch.allclose(together[name][row, : len(sentence.words)], scores[0], atol=1e-5)

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy
 import torch
 
 from lstmtag import memory
@@ -117,19 +118,25 @@ class Predictor:
     def predict(self, sentences: Sequence[Sentence]) -> list[Tagged]:
         """Decode ``sentences`` in padded batches sorted by length; results come back in input order."""
         results: list[Tagged | None] = [None] * len(sentences)
-        # Bound lookups, hoisted: turning ids into names is per token, so it is a hot loop.
-        names = {name: vocab.itos.__getitem__ for name, vocab in self.bundle.vocabs.labels.items()}
+        # Ids become names in one numpy ``take`` per column over the batch's real tokens (object arrays
+        # of the names: no per-token Python call), then each sentence takes its slice.
+        names = {name: numpy.array(vocab.itos, dtype=object) for name, vocab in self.bundle.vocabs.labels.items()}
         with torch.no_grad():  # not inference_mode: CRF and HMM marginals use autograd
             for chunk in _chunks(sentences, self.batch_size):
                 batch = self.runtime.batch([sentences[i] for i in chunk], self.bundle.vocabs)
-                decoded = self.runtime.decode(batch)
-                decoded = {name: (ids.tolist(), probs.tolist()) for name, (ids, probs) in decoded.items()}
-                for row, index in enumerate(chunk):
+                mask = batch.mask
+                flat = {
+                    name: (names[name].take(ids[mask].numpy()).tolist(), probs[mask].tolist())
+                    for name, (ids, probs) in self.runtime.decode(batch).items()
+                }
+                start = 0
+                for index in chunk:
                     words = sentences[index].words
-                    n = len(words)
-                    tags = {name: list(map(names[name], ids[row][:n])) for name, (ids, _) in decoded.items()}
-                    probs = {name: chances[row][:n] for name, (_, chances) in decoded.items()}
+                    end = start + len(words)
+                    tags = {name: tagged[start:end] for name, (tagged, _) in flat.items()}
+                    probs = {name: chances[start:end] for name, (_, chances) in flat.items()}
                     results[index] = self.finish(words, tags, probs)
+                    start = end
         return results  # type: ignore[return-value]
 
     def finish(self, words: Sequence[str], tags: dict[str, list[str]], probs: dict[str, list[float]]) -> Tagged:

@@ -23,12 +23,14 @@ from __future__ import annotations
 import threading
 import warnings
 from collections import OrderedDict
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from lstmtag.batch import Batch
+from lstmtag.batch import Batch, Vocabs, char_tensors, make_batch
 from lstmtag.contract import Capabilities, TaggingModel
+from lstmtag.data import Sentence
 from lstmtag.embed import CharEncoder
 from lstmtag.ensemble import Ensemble, average
 from lstmtag.tagger import Tagger
@@ -63,17 +65,27 @@ class PaddedEncoder(nn.Module):
 
     def forward(self, inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Inputs (B, T, F), lengths (B,) -> outputs (B, T, directions * H); padded rows hold junk."""
-        rows = torch.arange(inputs.shape[0])[:, None]  # (B, 1)
-        reverse = reversal_index(lengths, inputs.shape[1]) if len(self.layers[0]) == 2 else None
+        batch, total = inputs.shape[:2]
+        reverse = None
+        if len(self.layers[0]) == 2:
+            # Reversal within each length swaps pairs of cells, so one flat index reverses and restores;
+            # index_select on the flattened rows was faster here than indexing with (rows, reverse).
+            reverse = (reversal_index(lengths, total) + torch.arange(batch)[:, None] * total).reshape(-1)
         outputs = inputs
         for pair in self.layers:
             forward = pair[0](outputs)[0]
             if reverse is None:
                 outputs = forward
                 continue
-            backward = pair[1](outputs[rows, reverse])[0][rows, reverse]
-            outputs = torch.cat([forward, backward], dim=-1)
+            backward = pair[1](_rows(outputs, reverse))[0]
+            outputs = torch.cat([forward, _rows(backward, reverse)], dim=-1)
         return outputs
+
+
+def _rows(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``values`` (B, T, F) with its B * T cells reordered by the flat ``index``."""
+    batch, total, width = values.shape
+    return values.reshape(batch * total, width).index_select(0, index).reshape(batch, total, width)
 
 
 # Padded character cells (spellings x longest spelling) the char LSTM reads in one call. Its activations
@@ -115,23 +127,46 @@ class CharCache:
     Why least-recently-used: spellings follow Zipf's law, so 8,192 kept spellings answer almost every
     token of running text (all of EWT test's 7,600 distinct ones), while memory stays fixed however
     much text streams through (a cache of every spelling seen grew a long stream by tens of MB).
+
+    Given ``words`` (the word embedding), a row holds the spelling's whole input to the encoder, word
+    embedding then character features: a spelling has one word id, so a batch's input is one lookup
+    of its spellings' rows instead of two lookups and a concatenation per token.
     """
 
-    def __init__(self, encoder: CharEncoder, *, capacity: int = 8192, dtype: torch.dtype = torch.float32) -> None:
+    def __init__(
+        self,
+        encoder: CharEncoder,
+        *,
+        capacity: int = 8192,
+        dtype: torch.dtype = torch.float32,
+        words: nn.Embedding | None = None,
+    ) -> None:
         self.encoder = encoder
+        self.words = words
         self.capacity = capacity
         self.index: OrderedDict[str, int] = OrderedDict()  # spelling -> row of ``table``, oldest use first
-        self.table = torch.empty(0, encoder.output_size, dtype=dtype)  # bf16 models keep bf16 features: half the memory
+        width = encoder.output_size + (words.embedding_dim if words is not None else 0)
+        self.table = torch.empty(0, width, dtype=dtype)  # bf16 models keep bf16 features: half the memory
         self.rows = 0  # rows of ``table`` in use
         self.lock = threading.Lock()  # the cache is shared by every thread that tags with this model
 
     @torch.no_grad()
     def __call__(self, batch: Batch) -> torch.Tensor:
-        """Features (U, 2 * char_hidden) of the batch's distinct spellings, in ``batch.spellings`` order."""
+        """Features (U, width) of the batch's distinct spellings, in ``batch.spellings`` order."""
         if not batch.spellings or len(batch.spellings) > self.capacity:  # nothing to look up, or too much to keep
-            return encode_spellings(self.encoder, batch.chars, batch.char_lengths).to(self.table.dtype)
+            return self._compute(batch, range(len(batch.spellings)))
         with self.lock:
             return self._lookup(batch)
+
+    def _compute(self, batch: Batch, rows: Sequence[int]) -> torch.Tensor:
+        """Rows of features for the batch's spellings at ``rows``, in the table's dtype."""
+        features = encode_spellings(self.encoder, *_chars_of(batch, rows)).to(self.table.dtype)
+        if self.words is None:
+            return features
+        if batch.spelling_words is None:
+            raise ValueError("a cache of word and character features needs batches with spelling_words")
+        words = self.words(batch.spelling_words[torch.tensor(list(rows), dtype=torch.long)]).to(self.table.dtype)
+        return torch.cat([words, features], dim=-1)
 
     def _lookup(self, batch: Batch) -> torch.Tensor:
         missing = []
@@ -141,10 +176,9 @@ class CharCache:
             else:
                 missing.append(u)
         if missing:
-            rows = torch.tensor(missing)
-            new = encode_spellings(self.encoder, batch.chars[rows], batch.char_lengths[rows])
+            new = self._compute(batch, missing)
             slots = self._take(len(missing))
-            self.table[torch.tensor(slots)] = new.to(self.table.dtype)
+            self.table[torch.tensor(slots)] = new
             for slot, u in zip(slots, missing, strict=True):
                 self.index[batch.spellings[u]] = slot
         return self.table[[self.index[s] for s in batch.spellings]]
@@ -164,6 +198,14 @@ class CharCache:
         return slots
 
 
+def _chars_of(batch: Batch, rows: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Character ids and lengths of the batch's spellings at ``rows``, built now if the batch left them for later."""
+    if batch.char_vocab is not None:
+        return char_tensors([batch.spellings[u] for u in rows], batch.char_vocab)
+    index = torch.tensor(list(rows), dtype=torch.long)
+    return batch.chars[index], batch.char_lengths[index]
+
+
 class InferenceForm(TaggingModel):
     """What the inference forms share: the made-from model's capabilities, and decoding with its heads.
 
@@ -181,6 +223,10 @@ class InferenceForm(TaggingModel):
     @property
     def refusals(self) -> dict[str, str]:
         return self.refused
+
+    def batch(self, sentences: Sequence[Sentence], vocabs: Vocabs) -> Batch:
+        """A batch without gold labels, whose character tensors are built only for spellings not cached."""
+        return make_batch(sentences, vocabs, chars=self.capabilities.uses_chars, labels=False, lazy_chars=True)
 
     @torch.no_grad()
     def decode(self, batch: Batch) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
@@ -209,13 +255,15 @@ class InferenceTagger(InferenceForm):
         self.precision = _reduce(self, precision)
         self.dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32  # the encoder's input
         chars = tagger.embedder.chars
-        self.chars = CharCache(chars, dtype=self.dtype) if chars is not None else None
+        # With characters, a spelling's word embedding and char features are one cached row.
+        self.chars = CharCache(chars, dtype=self.dtype, words=self.words) if chars is not None else None
 
     def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Emissions per column: name -> (B, T, num_tags), float32."""
-        features = self.words(batch.words).to(self.dtype)  # (B, T, word_dim)
         if self.chars is not None:
-            features = torch.cat([features, self.chars(batch)[batch.word_types]], dim=-1)
+            features = self.chars(batch)[batch.word_types]  # (B, T, word_dim + 2 * char_hidden)
+        else:
+            features = self.words(batch.words).to(self.dtype)  # (B, T, word_dim)
         encoded = self.encoder(features, batch.lengths)
         scores = self.outputs["all"](encoded).split([size for _, size in self.columns], dim=-1)
         return {name: part.float() for (name, _), part in zip(self.columns, scores, strict=True)}
