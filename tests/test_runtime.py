@@ -187,13 +187,13 @@ def test_the_predictor_decodes_no_batch_over_the_token_cap(tagger_and_vocabs, de
     copies = 2 * MAX_BATCH_TOKENS // sum(len(s.words) for s in dev_sample) + 1  # more tokens than two batches hold
     long = dev_sample * copies
     shapes = []
-    original = type(predictor.runtime).decode
+    original = type(predictor.runtime).decode_tokens
 
     def recording(self, batch):
         shapes.append(tuple(batch.words.shape))
         return original(self, batch)
 
-    monkeypatch.setattr(type(predictor.runtime), "decode", recording)
+    monkeypatch.setattr(type(predictor.runtime), "decode_tokens", recording)
     predictor.predict(long)
     assert sum(b for b, _ in shapes) == len(long) and len(shapes) > 1
     assert all(b * t <= MAX_BATCH_TOKENS or b == 1 for b, t in shapes)
@@ -224,3 +224,14 @@ def test_inference_tagger_tags_its_own_lazy_batches_as_the_tagger_does(tagger_an
             alone = tagger(make_batch([sentence], vocabs))
             for name, scores in alone.items():
                 assert torch.allclose(together[name][row, : len(sentence.words)], scores[0], atol=1e-5)
+
+
+def test_decode_tokens_equals_decode_at_the_real_tokens(tagger_and_vocabs, dev_sample):
+    tagger, vocabs = tagger_and_vocabs
+    fast = InferenceTagger(tagger).eval()
+    batch = fast.batch(dev_sample[:9], vocabs)
+    padded, flat = fast.decode(batch), fast.decode_tokens(batch)
+    assert set(padded) == set(flat)
+    for name, (ids, probs) in padded.items():
+        assert torch.equal(flat[name][0], ids[batch.mask])
+        assert torch.allclose(flat[name][1], probs[batch.mask], atol=1e-6)

@@ -75,6 +75,15 @@ class TaggingModel(nn.Module):
         """Best tag ids and their probabilities per column for a batch from ``self.batch``."""
         raise NotImplementedError
 
+    def decode_tokens(self, batch: Any) -> Decoded:
+        """``decode`` for the real tokens alone: per column, ids and probabilities (N,), sentence after sentence.
+
+        Why: tagging turns ids into names for real tokens only; a form that can skip the padding
+        overrides this (``runtime.InferenceForm``).
+        """
+        mask = batch.mask
+        return {name: (ids[mask], probs[mask]) for name, (ids, probs) in self.decode(batch).items()}
+
     def batch(self, sentences: Sequence[Sentence], vocabs: Vocabs) -> Batch:
         """The batch ``decode`` reads: padded word ids, mask and (if used) the characters of each spelling."""
         return make_batch(sentences, vocabs, chars=self.capabilities.uses_chars)

@@ -124,10 +124,9 @@ class Predictor:
         with torch.no_grad():  # not inference_mode: CRF and HMM marginals use autograd
             for chunk in _chunks(sentences, self.batch_size):
                 batch = self.runtime.batch([sentences[i] for i in chunk], self.bundle.vocabs)
-                mask = batch.mask
                 flat = {
-                    name: (names[name].take(ids[mask].numpy()).tolist(), probs[mask].tolist())
-                    for name, (ids, probs) in self.runtime.decode(batch).items()
+                    name: (names[name].take(ids.numpy()).tolist(), probs.tolist())
+                    for name, (ids, probs) in self.runtime.decode_tokens(batch).items()
                 }
                 start = 0
                 for index in chunk:

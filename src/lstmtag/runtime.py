@@ -33,7 +33,7 @@ from lstmtag.contract import Capabilities, TaggingModel
 from lstmtag.data import Sentence
 from lstmtag.embed import CharEncoder
 from lstmtag.ensemble import Ensemble, average
-from lstmtag.tagger import Tagger
+from lstmtag.tagger import SoftmaxHead, Tagger
 
 PRECISIONS = ("float", "int8", "bf16")
 
@@ -234,6 +234,14 @@ class InferenceForm(TaggingModel):
         emissions = self(batch)
         return {name: self.heads[name].decode(emissions[name], batch.mask) for name in emissions}
 
+    @torch.no_grad()
+    def decode_tokens(self, batch: Batch) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """``decode`` of the real tokens only; softmax heads then skip the padding (13% of EWT test's cells)."""
+        if not all(isinstance(head, SoftmaxHead) for head in self.heads.values()):
+            return super().decode_tokens(batch)  # a CRF decodes whole sequences
+        emissions = self(batch, tokens=True)  # name -> (N, num_tags)
+        return {name: _best(scores) for name, scores in emissions.items()}
+
 
 class InferenceTagger(InferenceForm):
     """A trained ``Tagger`` for tagging only: padded mixed-length batches, cached char features.
@@ -258,13 +266,15 @@ class InferenceTagger(InferenceForm):
         # With characters, a spelling's word embedding and char features are one cached row.
         self.chars = CharCache(chars, dtype=self.dtype, words=self.words) if chars is not None else None
 
-    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """Emissions per column: name -> (B, T, num_tags), float32."""
+    def forward(self, batch: Batch, *, tokens: bool = False) -> dict[str, torch.Tensor]:
+        """Emissions per column: name -> (B, T, num_tags), float32; (N, num_tags) of the real tokens if ``tokens``."""
         if self.chars is not None:
             features = self.chars(batch)[batch.word_types]  # (B, T, word_dim + 2 * char_hidden)
         else:
             features = self.words(batch.words).to(self.dtype)  # (B, T, word_dim)
         encoded = self.encoder(features, batch.lengths)
+        if tokens:
+            encoded = encoded[batch.mask]
         scores = self.outputs["all"](encoded).split([size for _, size in self.columns], dim=-1)
         return {name: part.float() for (name, _), part in zip(self.columns, scores, strict=True)}
 
@@ -281,8 +291,14 @@ class InferenceEnsemble(InferenceForm):
         self.heads = ensemble.heads
         self.precision = self.members[0].precision
 
-    def forward(self, batch: Batch) -> dict[str, torch.Tensor]:
-        return average([member(batch) for member in self.members])
+    def forward(self, batch: Batch, *, tokens: bool = False) -> dict[str, torch.Tensor]:
+        return average([member(batch, tokens=tokens) for member in self.members])
+
+
+def _best(emissions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``SoftmaxHead.decode`` without a mask: the best tag and its probability, per row."""
+    best, tags = emissions.softmax(-1).max(-1)
+    return tags, best
 
 
 def _fused(linears: list[nn.Linear]) -> nn.Linear:
