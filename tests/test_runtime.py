@@ -235,3 +235,19 @@ def test_decode_tokens_equals_decode_at_the_real_tokens(tagger_and_vocabs, dev_s
     for name, (ids, probs) in padded.items():
         assert torch.equal(flat[name][0], ids[batch.mask])
         assert torch.allclose(flat[name][1], probs[batch.mask], atol=1e-6)
+
+
+def test_padded_encoder_runs_unpadded_batches_as_one_lstm_sharing_the_weights(monkeypatch):
+    torch.manual_seed(0)
+    lstm = nn.LSTM(7, 9, num_layers=2, bidirectional=True, batch_first=True).eval()
+    encoder = PaddedEncoder(lstm).eval()
+    shared = {p.data_ptr() for p in encoder.whole.parameters()}
+    assert shared == {p.data_ptr() for p in encoder.layers.parameters()}  # no second copy of the weights
+    calls = []
+    monkeypatch.setattr(encoder.whole, "forward", lambda x: calls.append(x.shape) or nn.LSTM.forward(encoder.whole, x))
+    inputs = torch.randn(3, 5, 7)
+    with torch.no_grad():
+        assert torch.allclose(encoder(inputs, torch.tensor([5, 5, 5])), lstm(inputs)[0], atol=1e-6)
+        assert calls == [(3, 5, 7)]
+        encoder(inputs, torch.tensor([5, 2, 5]))  # padded: the per-direction path
+        assert len(calls) == 1
