@@ -50,3 +50,20 @@ def test_a_batch_without_characters_has_none(sample):
     vocabs = build_vocabs(sample, tiny_config())
     batch = make_batch(sample[:3], vocabs, chars=False)
     assert batch.chars.numel() == 0 and not batch.spellings and not batch.word_types.any()
+
+
+def test_word_ids_of_spellings_are_remembered_and_stay_right_when_the_memo_is_full(sample, monkeypatch):
+    import lstmtag.batch as batch_module
+
+    vocabs = build_vocabs(sample, tiny_config())
+    spellings = ["The", "the", "THE", "1999", "2024", "zzyzx", "The"]
+    expected = [vocabs.words.id(word_key(s)) for s in spellings]
+    assert vocabs.word_ids(spellings) == expected
+    assert vocabs.word_ids(spellings) == expected  # from the memo
+    assert expected[0] == expected[1] == expected[2] and expected[3] == expected[4]
+    monkeypatch.setattr(batch_module, "SPELLING_MEMO", 2)
+    assert (
+        vocabs.word_ids(["Dog", "dogs", *spellings])
+        == [vocabs.words.id(word_key(s)) for s in ["Dog", "dogs"]] + expected
+    )
+    assert len(vocabs.known) <= 2 + 9  # started afresh once over the bound

@@ -39,3 +39,13 @@ def test_rare_scripts_become_no_class():
     edits = [e for s in scripted for e in s.labels["lemma"]]
     assert "" in edits and "keep|0||0|" in edits
     assert sentences[0].labels["lemma"] != scripted[0].labels["lemma"]  # the input is not changed
+
+
+def test_apply_all_equals_apply_token_by_token_with_and_without_long_forms():
+    from lstmtag.lemma import CACHED_FORM, apply, apply_all, script
+
+    forms = ["Running", "mice", "was", "x" * (CACHED_FORM + 5) + "ing"]
+    edits = [script("Running", "run"), script("mice", "mouse"), script("was", "be"), script("walking", "walk")]
+    assert apply_all(edits[:3], forms[:3]) == ["run", "mouse", "be"]
+    assert apply_all(edits, forms) == [apply(e, f) for e, f in zip(edits, forms, strict=True)]
+    assert apply_all(edits, forms)[3] == "x" * (CACHED_FORM + 5)

@@ -26,6 +26,8 @@ from lstmtag.data import Sentence
 from lstmtag.limits import CHAR_MODEL_CHARS
 from lstmtag.vocab import Vocab
 
+SPELLING_MEMO = 65536
+
 
 @dataclass
 class Vocabs:
@@ -39,6 +41,20 @@ class Vocabs:
     chars: Vocab
     labels: dict[str, Vocab]
     word_counts: list[int] = field(default_factory=list)  # training counts by word id, for word dropout
+    # spelling -> word id, remembered (up to SPELLING_MEMO spellings, then started afresh): the lookup
+    # key of a spelling takes two Python calls, a remembered id none.
+    known: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+
+    def word_ids(self, spellings: Sequence[str]) -> list[int]:
+        """The word id of each spelling (``word_key``, then the word vocabulary)."""
+        ids = list(map(self.known.get, spellings))
+        if None in ids:
+            if len(self.known) > SPELLING_MEMO:
+                self.known.clear()
+            for i, spelling in enumerate(spellings):
+                if ids[i] is None:
+                    ids[i] = self.known[spelling] = self.words.id(word_key(spelling))
+        return ids  # type: ignore[return-value]
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -122,7 +138,7 @@ def make_batch(
     spellings: dict[str, int] = {}
     type_ids = [spellings.setdefault(w, len(spellings)) for s in sentences for w in s.words]
     types = _fill(mask, type_ids)
-    by_spelling = torch.tensor(vocabs.words.ids(word_key(w) for w in spellings) or [0], dtype=torch.long)
+    by_spelling = torch.tensor(vocabs.word_ids(list(spellings)) or [0], dtype=torch.long)
     if word_dropout > 0 and rng is not None:
         counts, unk = vocabs.word_counts, vocabs.words.unk_id
         ids = [

@@ -20,6 +20,7 @@ from dataclasses import replace
 from lstmtag.data import Sentence
 
 COLUMN = "lemma"  # the label column whose values are edit scripts inside a model
+CACHED_FORM = 64  # the longest form whose lemmas are cached
 NONE = "="  # the script of an empty lemma ("_" is kept as a lemma, never produced by an edit)
 
 
@@ -59,7 +60,14 @@ def is_script(label: str) -> bool:
 
 def apply(edit: str, form: str) -> str:
     """The lemma that ``edit`` makes of ``form``; a script that does not fit returns the form itself."""
-    return _apply(edit, form) if len(form) <= 64 else _edit(edit, form)  # long tokens would bloat the cache
+    return _apply(edit, form) if len(form) <= CACHED_FORM else _edit(edit, form)  # long tokens would bloat the cache
+
+
+def apply_all(edits: Sequence[str], forms: Sequence[str]) -> list[str]:
+    """``apply`` of each edit to its form: one cached call per token where no form is long (the hot path)."""
+    if max(map(len, forms), default=0) <= CACHED_FORM:
+        return list(map(_apply, edits, forms))
+    return list(map(apply, edits, forms))
 
 
 def _edit(edit: str, form: str) -> str:

@@ -26,7 +26,7 @@ from lstmtag.feats import COLUMN as FEATS
 from lstmtag.feats import PER_FEATURE, WHOLE, assemble, is_feature_column
 from lstmtag.inspector import Stepper, Trace, single, trace_lstm
 from lstmtag.lemma import COLUMN as LEMMA
-from lstmtag.lemma import apply as apply_script
+from lstmtag.lemma import apply_all as apply_scripts
 from lstmtag.lemma import is_script
 from lstmtag.limits import MAX_INSPECT_TOKENS, MAX_SENTENCE_TOKENS, check_sentence
 from lstmtag.metrics import ColumnScores, SpanScores, is_bio
@@ -141,7 +141,7 @@ class Predictor:
     def finish(self, words: Sequence[str], tags: dict[str, list[str]], probs: dict[str, list[float]]) -> Tagged:
         """One sentence's decoded columns as users see them: lemmas from edit scripts, FEATS assembled."""
         if self.lemma_scripts:
-            tags[LEMMA] = list(map(apply_script, tags[LEMMA], words))
+            tags[LEMMA] = apply_scripts(tags[LEMMA], words)
         alternatives = {}
         if self.feature_columns:
             assembled = assemble(tags, probs)
