@@ -12,7 +12,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from lstmtag import checkpoint
+from lstmtag import checkpoint, distributed
 from lstmtag.config import load_config
 from lstmtag.distributed import Context, share, without_launch_options
 from lstmtag.lm_train import train_lm
@@ -65,7 +65,46 @@ def _tagger_worker(rank, world, store, out, overrides, kill_after_eval, train_fi
 
         train_tagger(sample[:16], sample[:6], tiny_config(*overrides), out, on_progress=kill)
     finally:
-        dist.destroy_process_group()
+        distributed.teardown()
+    assert _gloo_threads() == []  # left now, not at interpreter exit (where they may abort the worker)
+
+
+def _gloo_threads() -> list[str]:
+    """Names of this process's gloo threads (Linux names threads in /proc; elsewhere none are seen)."""
+    names = []
+    for task in Path("/proc/self/task").glob("*/comm"):
+        try:
+            names.append(task.read_text().strip())
+        except OSError:  # the thread ended while being listed
+            continue
+    return sorted(name for name in names if "gloo" in name)
+
+
+def _raising_worker(rank, world, store):
+    """Tear down while an error that holds a DDP model in its frames is being handled."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+    seen = _gloo_threads()
+
+    def fail():
+        model = DistributedDataParallel(torch.nn.Linear(3, 2))
+        model(torch.ones(4, 3)).sum().backward()
+        raise KeyboardInterrupt
+
+    try:
+        fail()
+    except KeyboardInterrupt:
+        distributed.teardown()
+        left = _gloo_threads()  # checked while the error (and the frames holding the model) still exists
+    assert not dist.is_initialized()
+    assert seen and left == [], (seen, left)
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads through /proc (Linux)")
+def test_teardown_during_an_error_frees_the_process_group(tmp_path):
+    _spawn(_raising_worker, tmp_path)
 
 
 def _spawn(worker, tmp_path, *args, world=2):
@@ -164,7 +203,8 @@ def _lm_worker(rank, world, store, out, kill_after_eval):
 
         train_lm(TEXT, load_config(None, LM_TINY), out, on_progress=kill)
     finally:
-        dist.destroy_process_group()
+        distributed.teardown()
+    assert _gloo_threads() == []
 
 
 @pytest.mark.slow  # about 25 s: two jobs of 2 spawned workers

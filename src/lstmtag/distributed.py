@@ -20,12 +20,15 @@ messages on the CPU (the clock, dev scores, digests), so those collectives are t
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import gc
 import hashlib
 import os
 import socket
 import subprocess
 import sys
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -35,6 +38,9 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from lstmtag import devices
+
+with contextlib.suppress(ImportError):  # imported before any process group exists, on purpose: see ``teardown``
+    import torch.distributed.nn  # noqa: F401
 
 TIMEOUT = datetime.timedelta(minutes=10)  # a collective waits this long for a silent peer before failing
 
@@ -84,8 +90,23 @@ def setup(device: torch.device | None = None) -> Context:
 
 
 def teardown() -> None:
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+    """Leave the process group so that its gloo threads end now, not during interpreter shutdown.
+
+    A process group still alive at exit is freed by Python's final garbage collection while gloo's
+    threads still run, and the worker may die in C++ ("terminate called without an active
+    exception", SIGABRT) after a successful run. Three things can keep it alive: the frames of an
+    exception being handled (they hold the DDP wrapper), the DDP wrapper's own reference cycles, and
+    the default arguments of ``torch.distributed.nn.functional``, which capture the process group
+    itself when that module is first imported after the group exists (hence the import above).
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    error = sys.exc_info()[1]
+    if error is not None:
+        traceback.clear_frames(error.__traceback__)
+    gc.collect()
+    dist.destroy_process_group()
+    gc.collect()
 
 
 def wrap(objective: nn.Module, context: Context) -> nn.Module:
