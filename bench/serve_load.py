@@ -88,7 +88,7 @@ def main() -> None:
     parser.add_argument("--model", default="en")
     parser.add_argument("--requests", type=int, default=400, help="requests per client count")
     parser.add_argument("--clients", default="1,8,32")
-    parser.add_argument("--max-wait-ms", type=float, default=5.0)
+    parser.add_argument("--max-wait-ms", type=float, default=0.0)
     args = parser.parse_args()
     sentences = [s.words for s in read_conllu(SHARED / "ud" / "en_ewt" / "en_ewt-ud-dev.conllu")][:500]
     port, empty_port = free_port(), free_port()

@@ -90,3 +90,14 @@ def test_a_stepped_per_feature_tagger_assembles_feats_as_tagging_does(feats_samp
     tagged = predictor.tag(words)
     assert [row["feats"] for row in stepped] == [row["feats"] for row in tagged]
     assert [row["feats_prob"] for row in stepped] == pytest.approx([row["feats_prob"] for row in tagged], abs=1e-5)
+
+
+def test_a_file_asking_for_bf16_tags_in_float_where_the_cpu_lacks_it(monkeypatch):
+    from lstmtag import predict
+
+    monkeypatch.setattr(predict, "native_bf16", lambda: False)
+    assert predict.default_precision({"precision": "bf16"}) == "float"
+    assert predict.default_precision({"precision": "int8"}) == "int8"
+    assert predict.default_precision({}) == "float"
+    monkeypatch.setattr(predict, "native_bf16", lambda: True)
+    assert predict.default_precision({"precision": "bf16"}) == "bf16"

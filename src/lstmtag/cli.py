@@ -698,7 +698,12 @@ def serve(
     ] = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    max_wait_ms: Annotated[float, typer.Option(help="How long a request may wait to be batched with others.")] = 5.0,
+    max_wait_ms: Annotated[
+        float,
+        typer.Option(
+            help="Extra wait for other requests to batch with (requests arriving while a batch runs are batched anyway)."
+        ),
+    ] = 0.0,
     precision: PrecisionOption = None,
     segmenter: SegmenterOption = None,
     corpus: Annotated[Path | None, typer.Option(help="CoNLL-U file the page's unit search reads.")] = None,

@@ -31,6 +31,7 @@ from lstmtag.lemma import is_script
 from lstmtag.limits import MAX_INSPECT_TOKENS, MAX_SENTENCE_TOKENS, check_sentence
 from lstmtag.metrics import ColumnScores, SpanScores, is_bio
 from lstmtag.models import TaggerBundle, for_inference, load_segmenter, load_tagger, segmenter_path
+from lstmtag.runtime import native_bf16
 from lstmtag.segment import DEFAULT as rule_segment
 from lstmtag.segment import Segmenter, words
 
@@ -63,6 +64,17 @@ class Score:
     mean: float
 
 
+def default_precision(info: dict) -> str:
+    """The precision a model file asks for, where this CPU runs it natively; else float, without a warning.
+
+    A shipped file names bf16 when its accuracy was measured in bf16; on a CPU without native bf16
+    (AVX2 only) that would be slower than float, so float is used (same tags to within rounding).
+    Asking for ``precision="bf16"`` explicitly still warns there.
+    """
+    precision = str(info.get("precision", "float"))
+    return "float" if precision == "bf16" and not native_bf16() else precision
+
+
 class Predictor:
     """Tags token lists with a loaded model. Build one with ``Predictor.load("en")``.
 
@@ -85,7 +97,7 @@ class Predictor:
         self.segmenter = segmenter
         self.batch_size = batch_size
         self.bundle.model.eval()
-        self.runtime = for_inference(bundle.model, precision=precision or bundle.info.get("precision", "float"))
+        self.runtime = for_inference(bundle.model, precision=precision or default_precision(bundle.info))
         self.precision = self.runtime.precision
         lemmas = bundle.vocabs.labels.get(LEMMA)
         # Lemma heads predict edit scripts; a file that stores lemma strings (trained before) keeps them.
@@ -103,7 +115,7 @@ class Predictor:
     def load(cls, name: str | Path, *, segmenter: str | Path | Segmenter | None = None, **options: object) -> Predictor:
         """A tagger by short name or path; ``segmenter``: a segmenter file (default: see ``choose_segmenter``)."""
         bundle = load_tagger(name)
-        precision = str(options.get("precision") or bundle.info.get("precision", "float"))
+        precision = str(options.get("precision") or default_precision(bundle.info))
         return cls(bundle, segmenter=choose_segmenter(name, segmenter, precision=precision), **options)  # type: ignore[arg-type]
 
     @property

@@ -337,7 +337,7 @@ def _reduce(tagger: InferenceTagger, precision: str) -> str:
     needs, tagging goes on in float, with one warning.
     """
     if precision == "bf16":
-        if not _native_bf16():
+        if not native_bf16():
             warnings.warn("this CPU has no native bfloat16 arithmetic; tagging in float", stacklevel=3)
             return "float"
         tagger.encoder.to(torch.bfloat16)
@@ -360,7 +360,7 @@ def _reduce(tagger: InferenceTagger, precision: str) -> str:
     return precision
 
 
-def _native_bf16() -> bool:
+def native_bf16() -> bool:
     """Whether oneDNN runs bfloat16 natively here (AVX-512 or AMX); elsewhere bf16 is slower than float."""
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())

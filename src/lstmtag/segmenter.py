@@ -184,9 +184,9 @@ class TrainedSegmenter:
         Why: the tagger of a shipped model runs in bf16, and the segmenter's share of raw-text tagging
         time halves with it. ``int8`` keeps float (no quantized form of this network).
         """
-        from lstmtag.runtime import _native_bf16
+        from lstmtag.runtime import native_bf16
 
-        if precision == "bf16" and _native_bf16():
+        if precision == "bf16" and native_bf16():
             self.net.to(torch.bfloat16)
             self.precision = "bf16"
         return self

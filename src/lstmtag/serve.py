@@ -1,8 +1,10 @@
 """HTTP service: thin FastAPI routes over ``Predictor``, micro-batching, limits, and the web page.
 
-Concurrent ``/tag`` requests for the same model are gathered for up to ``max_wait_ms`` (or until
-``max_batch_sentences``) and tagged as one batch on a worker thread; since batched predictions equal
-one-by-one predictions, every response is exactly what the request would get alone.
+Concurrent ``/tag`` requests for the same model are tagged as one batch on a worker thread: every
+request that arrived while the previous batch ran, up to ``max_batch_sentences``, plus those arriving
+within ``max_wait_ms`` (default 0: a lone request is not delayed; under load, batches form by
+themselves while the model is busy). Since batched predictions equal one-by-one predictions, every
+response is exactly what the request would get alone.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ class Limits:
     max_sentences: int = 256
     max_tokens: int = 512  # per sentence
     max_batch_sentences: int = 512
-    max_wait_ms: float = 5.0
+    max_wait_ms: float = 0.0  # extra wait for company; batches form anyway while the model is busy
 
 
 class TagRequest(BaseModel):
@@ -81,13 +83,16 @@ class Batcher:
             count = len(jobs[0][0])
             deadline = loop.time() + self.limits.max_wait_ms / 1000
             while count < self.limits.max_batch_sentences:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                try:
-                    job = await asyncio.wait_for(self.queue.get(), remaining)
-                except TimeoutError:
-                    break
+                if self.queue.empty():  # everything that arrived while the last batch ran is taken
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        break
+                    try:
+                        job = await asyncio.wait_for(self.queue.get(), remaining)
+                    except TimeoutError:
+                        break
+                else:
+                    job = self.queue.get_nowait()
                 jobs.append(job)
                 count += len(job[0])
             everything = [s for sentences, _ in jobs for s in sentences]
