@@ -41,7 +41,7 @@ bench-models: setup
 # 1. The teacher: two taggers trained side by side (one per core, 28 minutes), averaged (`en` until v5).
 # 2. en (v7): one small student with UPOS, XPOS, FEATS and lemma heads, distilled from the teacher as one
 #    data-parallel job on 2 workers (torchrun, 70 minutes or 60 epochs), packed to float16 weights
-#    tagging in bfloat16.
+#    tagging in bfloat16, with a lemma lexicon from EWT train (docs/lemmas.md).
 # 3. Its raw-text segmenter (one layer of 2x32 over characters, about 12 minutes).
 # Copy the results to models/ only if they beat the shipped ones on dev.
 EWT_DATA := --train $(EWT)/en_ewt-ud-train.conllu --dev $(EWT)/en_ewt-ud-dev.conllu
@@ -59,7 +59,7 @@ en-model: setup
 	$(VENV)/bin/lstmtag distill runs/en_ewt_accurate.safetensors $(EWT_DATA) --config configs/student.toml \
 	  --nproc 2 --max-minutes 70 --out runs/en_ewt_student.safetensors > runs/en_ewt_student.log 2>&1
 	$(VENV)/bin/lstmtag pack runs/en_ewt_student.safetensors --precision bf16 \
-	  --dev $(EWT)/en_ewt-ud-dev.conllu --out runs/en_ewt.safetensors
+	  --lemma-lexicon $(EWT)/en_ewt-ud-train.conllu --dev $(EWT)/en_ewt-ud-dev.conllu --out runs/en_ewt.safetensors
 	OMP_NUM_THREADS=1 $(VENV)/bin/lstmtag train --config configs/segmenter_small.toml $(EWT_DATA) \
 	  --max-minutes 13 --out runs/en_ewt.segmenter.safetensors > runs/en_ewt.segmenter.log 2>&1
 

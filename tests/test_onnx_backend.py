@@ -60,7 +60,7 @@ def real_sentences(sample):
 
 def test_emissions_and_tags_equal_the_torch_model(exported, sample):
     bundle, path = exported
-    tagger, vocabs, config, info = load_onnx(path)
+    tagger, vocabs, config, info, _ = load_onnx(path)
     assert vocabs.to_dict() == bundle.vocabs.to_dict() and config == bundle.config
     assert info["onnx"] == {"precision": "float"} and tagger.precision == "float"
     sentences = real_sentences(sample)
@@ -99,7 +99,7 @@ def test_int8_model_is_smaller_and_tags_nearly_alike(sample, tmp_path):
     assert int8_path.stat().st_size < 0.6 * float_path.stat().st_size
     operators = {node.op_type for node in onnx.load(int8_path).graph.node}
     assert "DynamicQuantizeLSTM" in operators and "LSTM" not in operators  # the character LSTMs too
-    tagger, _, _, info = load_onnx(int8_path)
+    tagger, _, _, info, _ = load_onnx(int8_path)
     assert info["onnx"] == {"precision": "int8"} and tagger.precision == "int8"
     batch = make_batch(sample[:20], bundle.vocabs)
     with torch.no_grad():
@@ -178,3 +178,29 @@ def test_per_feature_heads_export_and_tag_as_with_torch(feats_sample, dev_sample
         (t.tags, t.alternatives) for t in expected
     ]
     assert any(f != "_" for t in expected for f in t.alternatives["feats/per_feature"])
+
+
+def test_a_lemma_lexicon_travels_with_the_export_and_wins_as_in_torch(ud_sample, dev_sample, tmp_path):
+    from dataclasses import replace
+
+    from lstmtag.lexicon import LemmaLexicon
+    from lstmtag.train import prepare
+
+    config = tiny_config("data.columns=upos,xpos,lemma")
+    vocabs = build_vocabs(prepare(ud_sample, config), config)
+    torch.manual_seed(0)
+    head_only = TaggerBundle(build_tagger(config, vocabs).eval(), vocabs, config)
+    sentences = [*dev_sample, *ud_sample[:20]]
+    plain = Predictor(head_only).predict(sentences)
+    # Entries keyed by the tags the model predicts, so they are met: every third token's lemma is doctored.
+    pairs = [pair for s, t in zip(sentences, plain, strict=True) for pair in zip(s.words, t.tags["xpos"], strict=True)]
+    lexicon = LemmaLexicon({pair: f"<{pair[0]}>" for pair in pairs[::3]}, numbers=True)
+    bundle = replace(head_only, lexicon=lexicon)
+    export(bundle, tmp_path / "m.onnx")
+    loaded = TaggerBundle(*load_onnx(tmp_path / "m.onnx"))
+    assert loaded.lexicon == lexicon
+    expected = Predictor(bundle).predict(sentences)
+    assert [t.tags for t in Predictor(loaded).predict(sentences)] == [t.tags for t in expected]
+    lemmas = [lemma for t in expected for lemma in t.tags["lemma"]]
+    assert sum(lemma.startswith("<") for lemma in lemmas) >= len(pairs) // 3
+    assert lemmas != [lemma for t in plain for lemma in t.tags["lemma"]]

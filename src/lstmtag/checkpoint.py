@@ -24,6 +24,7 @@ FORMAT = "lstmtag"
 # 2: ``kind`` names the model kind of ``models.KINDS`` ("tagger", "hmm", "ensemble", "lm", "segmenter"); version 1
 # files said "tagger" for every tagger (``models.saved_kind`` reads them).
 FORMAT_VERSION = 2
+LEXICON = "lemma_lexicon"  # the metadata key of a tagger's lemma lexicon (optional)
 
 
 class ModelFileError(ValueError):
@@ -40,6 +41,7 @@ class ModelFile:
     tensors: dict[str, torch.Tensor]
     info: dict[str, Any] = field(default_factory=dict)
     version: int = FORMAT_VERSION  # the format version it was written in
+    lexicon: str | None = None  # a tagger's lemma lexicon as JSON text (lexicon.py parses and bounds it)
 
 
 def save(path: str | Path, model: ModelFile) -> None:
@@ -52,6 +54,8 @@ def save(path: str | Path, model: ModelFile) -> None:
         "vocabs": json.dumps(model.vocabs, ensure_ascii=False),
         "info": json.dumps(model.info),
     }
+    if model.lexicon is not None:
+        metadata[LEXICON] = model.lexicon
     # safetensors refuses tensors that share memory (tied weights): store independent copies.
     tensors = {name: t.detach().cpu().clone().contiguous() for name, t in model.tensors.items()}
     with atomic_writer(path, "wb") as handle:
@@ -91,7 +95,8 @@ def read(path: str | Path) -> ModelFile:
             if problems:
                 raise ModelFileError(f"{path}: malformed metadata: {'; '.join(problems)}")
             tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
-        return ModelFile(kind=kind, config=config, vocabs=vocabs, tensors=tensors, info=info, version=version)
+        lexicon = metadata.get(LEXICON)
+        return ModelFile(kind, config, vocabs, tensors, info=info, version=version, lexicon=lexicon)
     except ModelFileError:
         raise
     except (SafetensorError, OSError, ValueError, KeyError, RuntimeError, TypeError, RecursionError) as error:

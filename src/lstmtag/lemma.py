@@ -60,7 +60,8 @@ def is_script(label: str) -> bool:
 
 def apply(edit: str, form: str) -> str:
     """The lemma that ``edit`` makes of ``form``; a script that does not fit returns the form itself."""
-    return _apply(edit, form) if len(form) <= CACHED_FORM else _edit(edit, form)  # long tokens would bloat the cache
+    # long tokens would bloat the cache
+    return _apply(edit, form) if len(form) <= CACHED_FORM else apply_uncached(edit, form)
 
 
 def apply_all(edits: Sequence[str], forms: Sequence[str]) -> list[str]:
@@ -70,7 +71,8 @@ def apply_all(edits: Sequence[str], forms: Sequence[str]) -> list[str]:
     return list(map(apply, edits, forms))
 
 
-def _edit(edit: str, form: str) -> str:
+def apply_uncached(edit: str, form: str) -> str:
+    """``apply`` without the cache (for callers that keep their own)."""
     if edit.startswith(NONE):
         return edit[len(NONE) :]
     parts = edit.split("|")
@@ -84,7 +86,7 @@ def _edit(edit: str, form: str) -> str:
     return add_prefix + base[cut_prefix_n : len(base) - cut_suffix_n] + add_suffix
 
 
-_apply = functools.lru_cache(maxsize=65536)(_edit)  # hot: every token tagged
+_apply = functools.lru_cache(maxsize=65536)(apply_uncached)  # hot: every token tagged
 
 
 def with_scripts(sentences: Sequence[Sentence], *, min_count: int = 2) -> list[Sentence]:

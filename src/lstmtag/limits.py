@@ -20,6 +20,10 @@ MAX_INSPECT_TOKENS = 512  # tokens the inspector traces at once (every vector of
 MAX_LINE_BYTES = 1_000_000  # bytes in one line of an input file (a JSONL line holds a whole sentence)
 MAX_JSON_DEPTH = 20  # nesting of arrays and objects in one JSON document ({"sentences": [[...]]} is 3)
 MAX_GENERATE_LENGTH = 1_000_000  # tokens `lm generate` produces in one call
+# Characters of JSON in a model file's lemma lexicon (lexicon.py), refused unparsed beyond: EWT's
+# table is 128 k characters (6,637 entries), 0.8 MiB parsed (under 7 bytes a character), so the bound
+# keeps a parsed lexicon near 55 MB; EWT's every unambiguous training pair would be 448 k characters.
+MAX_LEXICON_CHARS = 8_000_000
 
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _BRACKET = re.compile(r"[\[\]{}]")

@@ -21,6 +21,7 @@ from lstmtag.contract import Capabilities, TaggingModel
 from lstmtag.ensemble import Ensemble
 from lstmtag.hmm import HMMTagger
 from lstmtag.language_model import LanguageModel
+from lstmtag.lexicon import LemmaLexicon
 from lstmtag.runtime import InferenceEnsemble, InferenceTagger, check_precision
 from lstmtag.segmenter import TrainedSegmenter
 from lstmtag.segmenter import check_file as check_segmenter_file
@@ -39,10 +40,21 @@ class TaggerBundle:
     vocabs: Vocabs
     config: Config
     info: dict[str, Any] = field(default_factory=dict)
+    lexicon: LemmaLexicon | None = None  # lemmas that win over the lemma head's edit scripts (lexicon.py)
 
     @property
     def capabilities(self) -> Capabilities:
         return self.model.capabilities
+
+
+def read_lexicon(text: str | None, vocabs: Vocabs, source: str) -> LemmaLexicon | None:
+    """A model file's lemma lexicon (JSON text, or None for none); a ``ModelFileError`` says what is wrong."""
+    if text is None:
+        return None
+    try:
+        return LemmaLexicon.from_json(text, columns=list(vocabs.labels))
+    except (ValueError, TypeError, RecursionError) as error:
+        raise checkpoint.ModelFileError(f"{source}: malformed lemma lexicon: {error}") from None
 
 
 Loaded = TaggerBundle | LanguageModel | TrainedSegmenter
@@ -122,7 +134,7 @@ def _rebuilt(
     except (ValueError, KeyError, RuntimeError, TypeError) as error:
         raise checkpoint.ModelFileError(f"{source}: model file does not match its own config: {error}") from None
     model.eval()
-    return TaggerBundle(model, vocabs, config, model_file.info)
+    return TaggerBundle(model, vocabs, config, model_file.info, read_lexicon(model_file.lexicon, vocabs, source))
 
 
 def _check_hmm(source: str, model_file: checkpoint.ModelFile) -> None:
@@ -237,6 +249,7 @@ def tagger_file(bundle: TaggerBundle, *, half: bool = False) -> checkpoint.Model
         vocabs={**bundle.vocabs.to_dict(), **vocabs},
         tensors=tensors,
         info=bundle.info,
+        lexicon=None if bundle.lexicon is None else bundle.lexicon.to_json(),
     )
 
 

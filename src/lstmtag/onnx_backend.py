@@ -19,8 +19,8 @@ character LSTM over the new ones only, in up to four groups of similar length (`
 and returns their features (``new_chars``) for the cache.
 
 PyTorch packs an LSTM's gates as i, f, g, o; ONNX wants i, o, f, c: the weights are reordered here.
-Config, vocabularies and info are stored as JSON in the model's ``metadata_props`` (the same JSON as
-a ``.safetensors`` model file), so an ``.onnx`` file is self-sufficient and loading runs no code.
+Config, vocabularies, info and any lemma lexicon are stored as JSON in the model's ``metadata_props`` (the
+same JSON as a ``.safetensors`` model file), so an ``.onnx`` file is self-sufficient and loading runs no code.
 ``int8=True`` quantizes the weights of the float graph with ONNX Runtime's dynamic quantization.
 """
 
@@ -40,13 +40,14 @@ import torch
 from torch import nn
 
 from lstmtag.batch import Batch, Vocabs
-from lstmtag.checkpoint import ModelFileError, check_format
+from lstmtag.checkpoint import LEXICON, ModelFileError, check_format
 from lstmtag.config import Config, saved_config
 from lstmtag.contract import Capabilities, TaggingModel, refuse
 from lstmtag.crf import CRF
 from lstmtag.data import atomic_writer
+from lstmtag.lexicon import LemmaLexicon
 from lstmtag.metrics import is_bio
-from lstmtag.models import TaggerBundle, tagger_file
+from lstmtag.models import TaggerBundle, read_lexicon, tagger_file
 from lstmtag.tagger import SoftmaxHead, Tagger
 
 FORMAT = "lstmtag-onnx"
@@ -98,6 +99,8 @@ def export(bundle: TaggerBundle, path: str | Path, *, int8: bool = False) -> Non
         "info": json.dumps({**saved.info, "onnx": {"precision": "int8" if int8 else "float"}}),
         "heads": json.dumps(heads),
     }
+    if saved.lexicon is not None:
+        metadata[LEXICON] = saved.lexicon
     del model.metadata_props[:]
     onnx.helper.set_model_props(model, metadata)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -247,8 +250,10 @@ def length_groups(items: list[int], lengths: list[int], count: int) -> list[list
     return groups + [[] for _ in range(count - len(groups))]
 
 
-def load_onnx(path: str | Path, *, threads: int | None = None) -> tuple[OnnxTagger, Vocabs, Config, dict[str, Any]]:
-    """Open an exported model: the runtime tagger, its vocabularies, config and info.
+def load_onnx(
+    path: str | Path, *, threads: int | None = None
+) -> tuple[OnnxTagger, Vocabs, Config, dict[str, Any], LemmaLexicon | None]:
+    """Open an exported model: the runtime tagger, its vocabularies, config, info and lemma lexicon (or None).
 
     ``threads`` (default: ``torch.get_num_threads()``) is ONNX Runtime's intra-op thread count.
     """
@@ -282,9 +287,10 @@ def load_onnx(path: str | Path, *, threads: int | None = None) -> tuple[OnnxTagg
     outputs = [o.name for o in session.get_outputs() if not o.name.startswith(NEW)]
     if outputs != list(heads):
         raise ModelFileError(f"{path}: the graph's outputs {outputs} are not the label columns {list(heads)}")
+    lexicon = read_lexicon(metadata.get(LEXICON), vocabs, str(path))
     tagger = OnnxTagger(session, heads, precision=info.get("onnx", {}).get("precision", "float"))
     tagger.eval()
-    return tagger, vocabs, config, info
+    return tagger, vocabs, config, info, lexicon
 
 
 def _crf_json(head: CRF) -> dict[str, list]:

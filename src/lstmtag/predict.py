@@ -5,8 +5,8 @@ float, padding changes a result only by the float rounding of the batch size: se
 returned in input order. int8 and bf16
 round differently with the batch (int8 scales activations per batch), so their tags can differ in
 rare tokens between a sentence alone and in a batch. Decoding returns ids; ids become tag strings
-(lemma edit scripts become lemmas, per-feature FEATS heads become one FEATS string) here and nowhere
-else.
+(lemma edit scripts become lemmas, or a model's lemma lexicon gives them; per-feature FEATS heads
+become one FEATS string) here and nowhere else.
 """
 
 from __future__ import annotations
@@ -102,6 +102,12 @@ class Predictor:
         lemmas = bundle.vocabs.labels.get(LEMMA)
         # Lemma heads predict edit scripts; a file that stores lemma strings (trained before) keeps them.
         self.lemma_scripts = lemmas is not None and all(is_script(label) for label in lemmas.itos)
+        # A lemma lexicon (lexicon.py) wins over the scripts where it knows the (form, predicted tag).
+        self.lexicon = bundle.lexicon if self.lemma_scripts else None
+        if self.lexicon is not None and self.lexicon.column not in bundle.vocabs.labels:
+            raise ValueError(
+                f"the lemma lexicon is keyed by {self.lexicon.column!r}, a column the model does not predict"
+            )
         # Per-feature FEATS heads (feats.py) are columns of the model, but users see one FEATS column.
         names = list(bundle.vocabs.labels)
         self.feature_columns = [name for name in names if is_feature_column(name)]
@@ -151,8 +157,10 @@ class Predictor:
         return results  # type: ignore[return-value]
 
     def finish(self, words: Sequence[str], tags: dict[str, list[str]], probs: dict[str, list[float]]) -> Tagged:
-        """One sentence's decoded columns as users see them: lemmas from edit scripts, FEATS assembled."""
-        if self.lemma_scripts:
+        """One sentence's decoded columns as users see them: lemmas from the lexicon or edit scripts, FEATS assembled."""
+        if self.lexicon is not None:
+            tags[LEMMA] = self.lexicon.lemmas(tags[LEMMA], words, tags[self.lexicon.column])
+        elif self.lemma_scripts:
             tags[LEMMA] = apply_scripts(tags[LEMMA], words)
         alternatives = {}
         if self.feature_columns:
