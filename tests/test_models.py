@@ -100,3 +100,15 @@ def test_a_segmenter_config_declares_what_a_trained_segmenter_can_do():
 
     config = load_config(Path(__file__).parent.parent / "configs" / "segmenter.toml", [])
     assert for_config(config).declared(config) == TrainedSegmenter.capabilities
+
+
+def test_a_tagger_file_finds_the_segmenter_beside_it(tmp_path):
+    from lstmtag.models import segmenter_path
+
+    tagger = tmp_path / "m.safetensors"
+    tagger.write_bytes(b"")
+    assert segmenter_path(tagger) is None
+    (tmp_path / "m.segmenter.safetensors").write_bytes(b"")
+    assert segmenter_path(tagger) == tmp_path / "m.segmenter.safetensors"
+    assert segmenter_path(str(tagger)) == tmp_path / "m.segmenter.safetensors"
+    assert segmenter_path("en") is not None and segmenter_path("en").name == "en_ewt.segmenter.safetensors"

@@ -336,10 +336,15 @@ def load_segmenter(name: str | Path) -> TrainedSegmenter:
 
 
 def segmenter_path(name: str | Path) -> Path | None:
-    """The segmenter shipped beside a shipped tagger (``en_ewt.safetensors`` -> ``en_ewt.segmenter.safetensors``)."""
-    if str(name) not in SHIPPED:
+    """The segmenter beside a tagger file (``en_ewt.safetensors`` -> ``en_ewt.segmenter.safetensors``), if any.
+
+    For a shipped short name, beside the shipped file; for a path, beside that path: so a copy of a
+    shipped model with its segmenter, or a trained pair named so, reads raw text like ``en``.
+    """
+    path = Path(name)
+    if str(name) not in SHIPPED and path.suffix not in (".safetensors", ".onnx"):
         return None
-    candidate = resolve(name).with_suffix(".segmenter.safetensors")
+    candidate = (resolve(name) if str(name) in SHIPPED else path).with_suffix(".segmenter.safetensors")
     return candidate if candidate.is_file() else None
 
 
