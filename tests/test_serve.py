@@ -174,3 +174,29 @@ def test_pre_tokenized_sentences_keep_their_rows_with_lemmas_and_features(ud_cli
     ] * len(gold.words)
     assert _without_probs(got) == _without_probs(predictor.tag(gold.words))
     assert [row["lemma"] for row in got] == gold.labels["lemma"]
+
+
+def test_requests_waiting_while_a_batch_runs_form_the_next_batch_without_any_wait(predictors):
+    """With no added wait, whatever is queued when the model frees up is tagged together, not one by one."""
+    from lstmtag.predict import Sentence
+    from lstmtag.serve import Batcher
+
+    calls = []
+    original = predictors["tiny"].predict
+
+    def counting(batch):
+        calls.append(len(batch))
+        return original(batch)
+
+    predictors["tiny"].predict = counting
+    batcher = Batcher(predictors["tiny"], Limits(max_wait_ms=0))
+
+    async def main():
+        return await asyncio.gather(*(batcher.tag([Sentence(["The", "cow", str(i)])]) for i in range(12)))
+
+    try:
+        tagged = asyncio.run(main())
+    finally:
+        predictors["tiny"].predict = original
+    assert len(tagged) == 12 and sum(calls) == 12
+    assert len(calls) <= 2, calls  # the first request alone at most, then everything queued behind it
