@@ -1,4 +1,8 @@
-"""Real training on real data: the CI's end-to-end check (two minutes on one thread)."""
+"""Real training on real data: the CI's end-to-end check (a few minutes on one thread).
+
+Bounded by epochs, not by the clock: a time budget made the score depend on the CPU (5 epochs fit in
+1.5 minutes on an AVX2-only AMD EPYC and reached 87.7%, under the bar, where a faster CPU passed).
+"""
 
 import pytest
 
@@ -23,7 +27,9 @@ def test_real_training_on_ewt(tmp_path):
             "model.char_hidden=50",
             "train.threads=1",
             "train.ema=0.0",
-            "train.max_minutes=1.5",
+            "train.epochs=8",
+            "train.patience=8",
+            "train.max_minutes=15",  # a cap against a hang only: 8 epochs take about 2.5 minutes here
         ],
     )
     out = tmp_path / "ewt.safetensors"
