@@ -37,10 +37,11 @@ from lstmtag.segment import Segmenter, words
 
 # Padded tokens in one batch: the activations of a batch grow with it (2 x 128 BiLSTM, bf16, with
 # lemma and FEATS heads: several kB a token, most in the emissions of 600 tags), so 128 sentences of
-# 1,000 tokens (the input limit) would cost 0.9 GB at a time. 8192 (128 sentences of 64 tokens) bounds
-# that. Lower caps cost speed: on EWT test with `en`, Predictor.predict in CPU time 0.82x at 4,096 and
-# 0.70x at 2,048 (the two lower EWT test's peak in `tag` by about 14 and 21 MiB; README "Memory").
-MAX_BATCH_TOKENS = 8192
+# 1,000 tokens (the input limit) would cost 0.9 GB at a time; the cap bounds that. Where speed peaks
+# depends on the CPU: on the AVX-512/bf16 AMD EPYC (Zen 4) 2,048 tagged EWT test 1.04x as fast as 8,192
+# in bf16 (bench/results/ab-cap2048-zen4.md, identical output) and lowered `tag`'s peak by 17 MiB; on
+# an AVX2-only EPYC (float) it was as fast; on an Intel Xeon (bf16) 8,192 was faster (2,048: 0.69x).
+MAX_BATCH_TOKENS = 2048
 
 
 @dataclass
