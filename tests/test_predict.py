@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from lstmtag.data import Sentence, load_labelled
 from lstmtag.feats import PER_FEATURE, WHOLE, assemble
 from lstmtag.predict import Predictor, _chunks
+from lstmtag.ud_eval import universal
 from tests.conftest import DATA, train_feats_tagger
 
 
@@ -55,6 +56,15 @@ def test_the_two_feats_heads_are_scored_apart(both_feats_tagger):
         predicted = [t for one in tagged for t in getattr(one, chosen)[name]]
         gold = [t for s in unseen for t in s.labels["feats"]]
         assert report[name]["accuracy"] == sum(p == g for p, g in zip(predicted, gold, strict=True)) / len(gold)
+    predicted = [universal(t) for one in tagged for t in one.tags["feats"]]
+    gold = [universal(t) for s in unseen for t in s.labels["feats"]]
+    assert report["ufeats"]["accuracy"] == sum(p == g for p, g in zip(predicted, gold, strict=True)) / len(gold)
+    assert report["ufeats"]["accuracy"] >= report["feats"]["accuracy"]  # it forgives Typo, ExtPos and Style
+
+
+def test_ufeats_keeps_the_universal_features_only():
+    assert universal("Abbr=Yes|Number=Sing|Typo=Yes") == "Abbr=Yes|Number=Sing"
+    assert universal("ExtPos=ADP|Style=Expr") == universal("_") == ""
 
 
 def test_per_feature_heads_alone_give_one_feats_column(per_feature_tagger, feats_sample):
@@ -66,7 +76,7 @@ def test_per_feature_heads_alone_give_one_feats_column(per_feature_tagger, feats
     assert [row["feats"] for row in rows] == feats_sample[0].labels["feats"]
     assert all(0 < row["feats_prob"] <= 1 and not any(key.startswith("feats:") for key in row) for row in rows)
     report = predictor.evaluate(feats_sample[:8])
-    assert report["feats_from"] == PER_FEATURE and set(report["columns"]) == {"upos", "xpos", "feats"}
+    assert report["feats_from"] == PER_FEATURE and set(report["columns"]) == {"upos", "xpos", "feats", "ufeats"}
 
 
 def test_reversed_heads_fill_feats_from_the_per_feature_heads(feats_sample, tmp_path):

@@ -367,7 +367,7 @@ def evaluate(
     """Accuracy (all, known and unknown words), per-tag scores, confusions and speed; or --raw: CoNLL 2018 F1."""
     from lstmtag.data import load_labelled
     from lstmtag.metrics import shown_classes
-    from lstmtag.predict import Predictor
+    from lstmtag.predict import UFEATS, Predictor
 
     predictor = Predictor.load(model, precision=precision, segmenter=segmenter)
     config = predictor.bundle.config
@@ -381,6 +381,7 @@ def evaluate(
         return
     for name, column in report["columns"].items():
         filled = f" ({FEATS_FROM[report['feats_from']]})" if name == "feats" and "feats_from" in report else ""
+        filled = " (universal features only, as CoNLL 2018's UFeats)" if name == UFEATS else filled
         per_tag = shown_classes(column["per_tag"])
         more = len(column["per_tag"]) - len(per_tag)
         table = Table(

@@ -34,6 +34,7 @@ from lstmtag.models import TaggerBundle, for_inference, load_segmenter, load_tag
 from lstmtag.runtime import native_bf16
 from lstmtag.segment import DEFAULT as rule_segment
 from lstmtag.segment import Segmenter, words
+from lstmtag.ud_eval import universal
 
 # Padded tokens in one batch: the activations of a batch grow with it (2 x 128 BiLSTM, bf16, with
 # lemma and FEATS heads: several kB a token, most in the emissions of 600 tags), so 128 sentences of
@@ -42,6 +43,7 @@ from lstmtag.segment import Segmenter, words
 # in bf16 (bench/results/ab-cap2048-zen4.md, identical output) and lowered `tag`'s peak by 17 MiB; on
 # an AVX2-only EPYC (float) it was as fast; on an Intel Xeon (bf16) 8,192 was faster (2,048: 0.69x).
 MAX_BATCH_TOKENS = 2048
+UFEATS = "ufeats"  # the report column of universal features (CoNLL 2018 UFeats), beside the whole FEATS string
 
 
 @dataclass
@@ -274,11 +276,17 @@ class Predictor:
                 continue
             labels = self.bundle.vocabs.labels.get(name)
             scores[name] = ColumnScores(spans=SpanScores() if labels and is_bio(labels.itos) else None)
+        # UFeats as CoNLL 2018 scores it: the universal features only (EWT's Typo, ExtPos and Style left out)
+        ufeats = ColumnScores() if FEATS in scores else None
         for sentence, tagged in zip(sentences, predictions, strict=True):
             known = [self.is_known(w) for w in sentence.words]
             chosen = {**tagged.tags, **tagged.alternatives}
             for name, column in scores.items():
                 column.add(sentence.labels[name.split("/")[0]], chosen[name], known)
+            if ufeats is not None:
+                ufeats.add(list(map(universal, sentence.labels[FEATS])), list(map(universal, chosen[FEATS])), known)
+        if ufeats is not None:
+            scores[UFEATS] = ufeats
         tokens = sum(len(s.words) for s in sentences)
         report: dict[str, object] = {
             "columns": {name: column.summary() for name, column in scores.items()},

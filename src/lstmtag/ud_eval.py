@@ -117,7 +117,8 @@ def _strip_spaces(form: str) -> str:
     return "".join(c for c in form if unicodedata.category(c) != "Zs")
 
 
-def _universal(feats: str) -> str:
+def universal(feats: str) -> str:
+    """The universal features of a FEATS string, sorted (what UFeats compares; ``_`` gives "")."""
     return "|".join(sorted(f for f in feats.split("|") if f.split("=", 1)[0] in UNIVERSAL_FEATURES))
 
 
@@ -144,7 +145,7 @@ def document(sentences: Iterable[Sentence]) -> Document:
                 doc.tokens.append((start, start + len(form)))
                 covered = high
                 continue
-            word = Word(form, cells[2], cells[3], cells[4], _universal(cells[5]), start, start, False)
+            word = Word(form, cells[2], cells[3], cells[4], universal(cells[5]), start, start, False)
             if int(token_id) <= covered:  # a word of the multiword token just read: that token's span
                 start, end = doc.tokens[-1]
                 doc.words.append(Word(**{**word.__dict__, "start": start, "end": end, "multiword": True}))
