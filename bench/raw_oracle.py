@@ -1,6 +1,6 @@
 """Where the points of raw-text tagging go: the pipeline with gold tokens and gold sentence ends swapped in.
 
-    python bench/raw_oracle.py [--model en] [--gold DEV.conllu] [--name raw_oracle]
+    python bench/raw_oracle.py [--model en] [--segmenter SEG.safetensors] [--gold DEV.conllu] [--name raw_oracle]
 
 Scores the gold file's text (its ``# text`` lines, a paragraph per ``# newpar``) through the model's
 pipeline four times, CoNLL 2018 F1 (``pipeline.evaluate_raw``), changing only the segmentation:
@@ -84,11 +84,12 @@ def cut_at(tokens: Sequence[Sequence[Token]], where: Sequence[Sequence[Token]]) 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="en")
+    parser.add_argument("--segmenter", default=None, help="default: the one beside the model, else the rule tokenizer")
     parser.add_argument("--gold", default=str(SHARED / "ud" / "en_ewt" / "en_ewt-ud-dev.conllu"))
     parser.add_argument("--name", default="raw_oracle", help="results file name under bench/results")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    predictor = Predictor.load(args.model)
+    predictor = Predictor.load(args.model, segmenter=args.segmenter)
     gold = list(read_conllu(args.gold))
     text = clean("\n\n".join(gold_paragraphs(gold)))  # what the segmenter reads (evaluate_raw cleans it alike)
     by_gold = gold_segmentation(gold, text)
@@ -110,7 +111,8 @@ def main() -> None:
     lines = [
         f"# Raw-text scores with gold tokens or gold sentence ends swapped in (`{command}`)",
         "",
-        f"{args.gold}; model {args.model} ({predictor.precision}), its segmenter; CoNLL 2018 F1; "
+        f"{args.gold}; model {args.model} ({predictor.precision}), segmenter {args.segmenter or 'beside the model'}; "
+        "CoNLL 2018 F1; "
         f"{info['cpu']}, torch {info['torch']}, {info['date']}",
         "",
         "| segmentation | " + " | ".join(METRICS) + " |",
@@ -120,7 +122,14 @@ def main() -> None:
         lines.append(
             f"| {name} | " + " | ".join(f"{100 * scores[m]:.2f}" if m in scores else "–" for m in METRICS) + " |"
         )
-    payload = {"command": command, "machine": info, "model": args.model, "gold": args.gold, "scores": rows}
+    payload = {
+        "command": command,
+        "machine": info,
+        "model": args.model,
+        "segmenter": args.segmenter,
+        "gold": args.gold,
+        "scores": rows,
+    }
     write(args.name, payload, "\n".join(lines))
 
 
