@@ -1,6 +1,7 @@
 """Raw text -> tagged CoNLL-U against pre-tokenized text, in words/s of the same model (issue 12's 80%).
 
-    python bench/raw_speed.py [--model en] [--segmenter SEG.safetensors] [--precision bf16] [--passes 5] [--name raw_speed]
+    python bench/raw_speed.py [--model en] [--segmenter SEG.safetensors] [--precision bf16] [--passes 5] [--no-freeze]
+                              [--name raw_speed]
 
 One process, one thread. The text is EWT test's own (its ``# text`` lines, a paragraph per
 ``# newpar``), the words its gold words, so both runs tag the same sentences. Each pass times, in CPU
@@ -10,7 +11,9 @@ trained segmenter, and the tagger; and the trained segmenter alone on the whole 
 the raw run), all interleaved. The best pass of each counts. Words/s divide the gold word count.
 ``--model`` names the tagger (a shipped name or a file: a single student stands in for the final
 ``en``); ``--segmenter`` the segmenter (default: the one shipped beside the model); ``--precision``
-the tagger's and the segmenter's (default: what the model file names). Writes
+the tagger's and the segmenter's (default: what the model file names). As ``lstmtag tag`` does, what
+is loaded before tagging is frozen out of the garbage collector's passes (``memory.freeze_loaded``);
+``--no-freeze`` measures without that, as a library caller who does not freeze gets. Writes
 bench/results/NAME.json and .md with the command, the machine and these settings.
 """
 
@@ -25,6 +28,7 @@ from pathlib import Path
 import torch
 
 from common import SHARED, machine, write
+from lstmtag import memory
 from lstmtag.data import format_conllu, load_labelled, read_text
 from lstmtag.pipeline import gold_paragraphs
 from lstmtag.predict import Predictor, choose_segmenter
@@ -49,6 +53,7 @@ def main() -> None:
     parser.add_argument("--segmenter", default=None, help="default: the segmenter shipped beside the model")
     parser.add_argument("--precision", default=None, choices=["float", "int8", "bf16"])
     parser.add_argument("--passes", type=int, default=3)
+    parser.add_argument("--no-freeze", action="store_true", help="leave the loaded objects to the collector")
     parser.add_argument("--gold", default=str(SHARED / "ud" / "en_ewt" / "en_ewt-ud-test.conllu"))
     parser.add_argument("--name", default="raw_speed", help="results file name under bench/results")
     args = parser.parse_args()
@@ -63,6 +68,8 @@ def main() -> None:
     trained = choose_segmenter(args.model, args.segmenter, precision=predictor.precision)
     if trained is rule_segment:
         raise SystemExit(f"{args.model}: no segmenter beside it; name one with --segmenter")
+    if not args.no_freeze:
+        memory.freeze_loaded()  # as `lstmtag tag` does after loading
 
     def alone() -> float:
         started = time.process_time()
@@ -92,6 +99,7 @@ def main() -> None:
         "precision": predictor.precision,
         "segmenter_precision": trained.precision,
         "passes": args.passes,
+        "frozen": not args.no_freeze,
         "threads": 1,
         "gold": args.gold,
         "words": words,
@@ -104,7 +112,9 @@ def main() -> None:
         f"{Path(args.gold).name}, {words:,} gold words, {len(text):,} characters; model {args.model} "
         f"({predictor.precision}); segmenter {settings['segmenter']} ({trained.precision}, "
         + ", ".join(f"{k} {v}" for k, v in settings["segmenter_config"].items())
-        + f"); best of {args.passes} passes, one thread, CPU seconds of one process; {machine()['cpu']}",
+        + f"); best of {args.passes} passes, one thread, CPU seconds of one process; loaded objects "
+        + ("left to the garbage collector" if args.no_freeze else "frozen out of the garbage collector, as `tag` does")
+        + f"; {machine()['cpu']}",
         "",
         "| input | CPU s | words/s | ratio to pre-tokenized |",
         "| --- | --- | --- | --- |",

@@ -476,6 +476,7 @@ def tag(
         raise ValueError(f"{output_file}: is a directory; --out names the file to write")
     memory.bound_heap()  # a long stream must not keep every batch's freed tensors
     predictor = Predictor.load(model, precision=precision, segmenter=segmenter)
+    memory.freeze_loaded()  # the collector's full passes skip torch and the model from here on
     data_format = predictor.bundle.config.data.format
     source_format = data_format if input_format == "conllu" and data_format == "conll" else input_format
 
@@ -718,6 +719,7 @@ def serve(
     if not 0 <= port <= 65535:
         raise ValueError(f"--port must be between 0 and 65535, got {port}")
     predictors = load_predictors(models or ["en"], precision=precision, segmenter=segmenter)
+    memory.freeze_loaded()
     console.print(f"serving {sorted(predictors)} on http://{host}:{port}/ (API docs at /docs)")
     if corpus is not None and not corpus.is_file():
         raise ValueError(f"--corpus {corpus}: no such file")

@@ -23,7 +23,7 @@ import itertools
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -298,7 +298,7 @@ def decode(text: str, labels: bytes | Sequence[int], expander: Expander, *, offs
         for a, b, spaced in zip(np.flatnonzero(start).tolist(), (last + 1).tolist(), after[last].tolist(), strict=True)
     ]
     for index in np.flatnonzero((kinds == MULTIWORD) | (kinds == MULTIWORD_SENTENCE)).tolist():
-        tokens[index] = replace(tokens[index], words=expander.expand(tokens[index].text))
+        tokens[index] = tokens[index]._replace(words=expander.expand(tokens[index].text))
     cuts = (np.flatnonzero((kinds == SENTENCE) | (kinds == MULTIWORD_SENTENCE)) + 1).tolist()
     bounds = [0, *cuts] if cuts and cuts[-1] == len(tokens) else [0, *cuts, len(tokens)]
     return [tokens[a:b] for a, b in itertools.pairwise(bounds) if b > a]
