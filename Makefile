@@ -42,7 +42,7 @@ bench-models: setup
 # 2. en (v7): one small student with UPOS, XPOS, FEATS and lemma heads, distilled from the teacher as one
 #    data-parallel job on 2 workers (torchrun, 70 minutes or 60 epochs), packed to float16 weights
 #    tagging in bfloat16, with a lemma lexicon from EWT train (docs/lemmas.md).
-# 3. Its raw-text segmenter (one layer of 2x32 over characters, about 12 minutes).
+# 3. Its raw-text segmenter (one layer of 2x16 over characters, about 6 minutes).
 # Copy the results to models/ only if they beat the shipped ones on dev.
 EWT_DATA := --train $(EWT)/en_ewt-ud-train.conllu --dev $(EWT)/en_ewt-ud-dev.conllu
 EN_TRAIN := OMP_NUM_THREADS=1 $(VENV)/bin/lstmtag train $(EWT_DATA) --config configs/pos.toml \
