@@ -73,8 +73,8 @@ def freeze_loaded() -> None:
     each full collection walks them all (0.10-0.15 s on the AMD EPYC). Tagging raw text makes a token
     object per token, enough to set one off about every 125,000 characters of EWT text: a fifth of
     the time of tagging that text. Those objects live as long as the process anyway, so freezing them
-    (``gc.freeze``, what Python's documentation advises for long-lived state) frees nothing less;
-    later garbage is collected as before. Call once, after loading, from ``tag`` or ``serve``.
+    (``gc.freeze``, which Python's documentation suggests for long-lived state) costs no memory;
+    garbage made later is collected as before. Call once, after loading, from ``tag`` or ``serve``.
     """
     gc.collect()  # what is already garbage goes now, not frozen with the rest
     gc.freeze()
