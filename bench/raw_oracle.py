@@ -29,6 +29,7 @@ from lstmtag.data import Sentence, read_conllu
 from lstmtag.pipeline import evaluate_raw, gold_paragraphs
 from lstmtag.predict import Predictor
 from lstmtag.segment import Token, clean
+from lstmtag.segmenter_train import tokens_of
 
 METRICS = ("Tokens", "Sentences", "Words", "UPOS", "XPOS", "UFeats", "AllTags", "Lemmas")
 NEEDS = {
@@ -45,24 +46,14 @@ def gold_segmentation(gold: Sequence[Sentence], text: str) -> list[list[Token]]:
     sentences, at = [], 0
     for sentence in gold:
         tokens: list[Token] = []
-        rows = [line.split("\t") for line in sentence.lines if not line.startswith("#")]
-        position = 0
-        while position < len(rows):
-            token_id, form = rows[position][0], rows[position][1]
-            words: tuple[str, ...] = ()
-            if "-" in token_id:  # a multiword token: its range line, then its words
-                low, high = (int(part) for part in token_id.split("-"))
-                words = tuple(row[1] for row in rows[position + 1 : position + 2 + high - low])
-                position += 1 + high - low
-            position += 1
-            if "." in token_id:
-                continue  # empty nodes have no characters
+        for surface, words in tokens_of(sentence):  # what the segmenter is trained on, read the same way
             while text[at].isspace():
                 at += 1
-            if not text.startswith(form, at):
-                raise ValueError(f"gold line {sentence.line}: token {form!r} is not at {text[at : at + 20]!r}")
-            end = at + len(form)
-            tokens.append(Token(form, at, end, end >= len(text) or text[end].isspace(), words))
+            if not text.startswith(surface, at):
+                raise ValueError(f"gold line {sentence.line}: token {surface!r} is not at {text[at : at + 20]!r}")
+            end = at + len(surface)
+            multiword = tuple(words) if words != [surface] else ()
+            tokens.append(Token(surface, at, end, end >= len(text) or text[end].isspace(), multiword))
             at = end
         sentences.append(tokens)
     return sentences
